@@ -1,0 +1,164 @@
+"""One app per test on a fresh SQLite file, served on a real port; helpers for HTTP and sockets.
+
+pytest-tornado provides ``io_loop``, ``http_port``, ``base_url``,
+``http_client`` and the ``gen_test`` marker; ``app`` and ``http_server`` are
+ours so the server is built exactly as ``serve`` builds it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+import tornado.httpclient
+import tornado.websocket
+
+from tornado_petitions.server import make_app, make_server
+from tornado_petitions.settings import RateLimits, Settings
+
+# Tests sign in far more often than a person would; the rate-limit tests set their own.
+GENEROUS_RATES = RateLimits(
+    login_per_email=10_000, login_per_address=10_000, register_per_address=10_000,
+    signatures_per_user=10_000,
+)
+
+
+@pytest.fixture
+def db_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'petitions.db'}"
+
+
+@pytest.fixture
+def settings(db_url) -> Settings:
+    """Settings for one test; override this fixture (or use ``dataclasses.replace``) to vary them."""
+    return Settings(db_url=db_url, rate_limits=GENEROUS_RATES, xsrf_cookies=True)
+
+
+@pytest.fixture
+def app(io_loop, settings):
+    application = make_app(settings)
+    io_loop.run_sync(application.start)
+    yield application
+    io_loop.run_sync(application.shutdown)
+
+
+@pytest.fixture
+def http_server(request, io_loop, _unused_port, app):
+    server = make_server(app)
+    server.add_socket(_unused_port[0])
+    yield server
+    server.stop()
+    io_loop.run_sync(server.close_all_connections, timeout=5)
+
+
+@dataclasses.dataclass
+class Response:
+    status: int
+    body: Any
+    headers: Any
+
+
+class Api:
+    """A JSON client for the server under test; never raises on an error status."""
+
+    def __init__(self, client: tornado.httpclient.AsyncHTTPClient, base_url: str) -> None:
+        self.client = client
+        self.base_url = base_url
+
+    async def call(self, method: str, path: str, body: Any = None, token: str | None = None,
+                   raw: bytes | None = None, headers: dict | None = None) -> Response:
+        all_headers = {"Content-Type": "application/json"}
+        if token:
+            all_headers["Authorization"] = "Bearer " + token
+        all_headers.update(headers or {})
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        if data is None and method in ("POST", "PATCH", "PUT"):
+            data = b""
+        response = await self.client.fetch(
+            self.base_url + path, method=method, body=data, headers=all_headers,
+            raise_error=False, allow_nonstandard_methods=True,
+        )
+        text = response.body.decode() if response.body else ""
+        parsed = json.loads(text) if text and response.headers.get("Content-Type", "").startswith(
+            "application/json") else text
+        return Response(response.code, parsed, response.headers)
+
+    async def get(self, path: str, token: str | None = None) -> Response:
+        return await self.call("GET", path, token=token)
+
+    async def post(self, path: str, body: Any = None, token: str | None = None) -> Response:
+        return await self.call("POST", path, body, token)
+
+    async def patch(self, path: str, body: Any = None, token: str | None = None) -> Response:
+        return await self.call("PATCH", path, body, token)
+
+    async def delete(self, path: str, token: str | None = None) -> Response:
+        return await self.call("DELETE", path, token=token)
+
+    async def register(self, email: str, name: str = "Citizen", password: str = "correct horse") -> dict:
+        """Register and return ``{"user", "token"}``; fails the test on any other answer."""
+        response = await self.post("/api/auth/register", {"email": email, "name": name, "password": password})
+        assert response.status == 201, response.body
+        return response.body
+
+    async def file_petition(self, token: str, title: str = "Fix the streetlight", **extra) -> dict:
+        body = {"title": title, "description": "It has been dark for weeks.", **extra}
+        response = await self.post("/api/petitions", body, token)
+        assert response.status == 201, response.body
+        return response.body
+
+
+@pytest.fixture
+def api(http_client, base_url) -> Api:
+    return Api(http_client, base_url)
+
+
+@pytest.fixture
+def make_admin(app):
+    """Create an admin account directly (as ``create-user --admin`` does) and sign it in."""
+    from tornado_petitions import accounts
+
+    def create(email: str = "admin@example.org", name: str = "Admin") -> dict:
+        user = accounts.create_user(email, name, accounts.hash_password("admin password"), "admin")
+        token = accounts.issue_token(user, app.config.token_ttl_seconds)
+        return {"user": user.to_dict(), "token": token}
+
+    return create
+
+
+class SocketClients:
+    """Opens WebSocket clients to the server under test and closes every one at tear-down."""
+
+    def __init__(self, base_url: str) -> None:
+        self.ws_base = "ws" + base_url[len("http"):]
+        self.clients: list[tornado.websocket.WebSocketClientConnection] = []
+
+    async def connect(self, path: str, token: str | None = None,
+                      headers: dict | None = None) -> tornado.websocket.WebSocketClientConnection:
+        request = tornado.httpclient.HTTPRequest(self.ws_base + path, headers=headers or {})
+        if token:
+            request.headers["Authorization"] = "Bearer " + token
+        client = await tornado.websocket.websocket_connect(request)
+        self.clients.append(client)
+        return client
+
+    def close_all(self) -> None:
+        for client in self.clients:
+            client.close()
+
+
+@pytest.fixture
+def sockets(http_server, base_url):
+    clients = SocketClients(base_url)
+    yield clients
+    clients.close_all()
+
+
+async def read_json(client, timeout: float = 5.0) -> dict | None:
+    """The next message of a tornado client as JSON (None once closed)."""
+    import asyncio
+
+    message = await asyncio.wait_for(client.read_message(), timeout)
+    return None if message is None else json.loads(message)

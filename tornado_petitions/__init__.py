@@ -1,0 +1,3 @@
+"""tornado_petitions: citizen petitions over HTTP JSON, every change live over WebSockets."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,7 @@
+"""``python -m tornado_petitions``: see ``cli.py``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

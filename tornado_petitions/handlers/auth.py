@@ -1,0 +1,94 @@
+"""Accounts over HTTP: register, log in, log out, and who am I."""
+
+from __future__ import annotations
+
+from .. import accounts
+from ..errors import ApiError
+from ..validation import FieldReader
+from .base import SESSION_COOKIE, BaseHandler
+
+
+class SignInHandler(BaseHandler):
+    """Shared by register and login: issue a token and set the page's session cookie."""
+
+    async def signed_in(self, user, status: int) -> None:
+        token = await self.runner.run(accounts.issue_token, user, self.config.token_ttl_seconds)
+        self.set_session_cookie(token)
+        self.write_json({"user": user.to_dict(), "token": token}, status)
+
+
+class RegisterHandler(SignInHandler):
+    """``POST /api/auth/register``: a new citizen account, signed in at once."""
+
+    route = "/api/auth/register"
+
+    async def post(self) -> None:
+        limits = self.config.limits
+        fields = FieldReader(self.json_body())
+        email = fields.text("email", max_len=limits.email_max, min_len=3)
+        name = fields.text("name", max_len=limits.name_max, min_len=1)
+        password = fields.text(
+            "password", max_len=limits.password_max, min_len=limits.password_min, strip=False
+        )
+        if email is not None and ("@" not in email or email.startswith("@") or email.endswith("@")):
+            fields.errors["email"] = "must be an email address"
+        fields.done()
+        self.rate_limiter.hit(
+            "register:" + self.client_address(), self.config.rate_limits.register_per_address
+        )
+        password_hash = await self.runner.offload(accounts.hash_password, password)
+        user = await self.runner.run(accounts.create_user, email, name, password_hash)
+        await self.signed_in(user, 201)
+
+
+class LoginHandler(SignInHandler):
+    """``POST /api/auth/login``: a token (and the page's session cookie) for email + password."""
+
+    route = "/api/auth/login"
+
+    async def post(self) -> None:
+        limits = self.config.limits
+        fields = FieldReader(self.json_body())
+        email = fields.text("email", max_len=limits.email_max, min_len=1)
+        password = fields.text("password", max_len=limits.password_max, min_len=1, strip=False)
+        fields.done()
+        rates = self.config.rate_limits
+        self.rate_limiter.hit("login-email:" + email.lower(), rates.login_per_email)
+        self.rate_limiter.hit("login-address:" + self.client_address(), rates.login_per_address)
+        user = await self.runner.run(accounts.find_user_for_login, email)
+        stored = accounts.password_hash_for_check(user)
+        if not await self.runner.offload(accounts.verify_password, password, stored) or user is None:
+            raise ApiError(401, "bad_credentials", "wrong email or password")
+        await self.signed_in(user, 200)
+
+
+class LogoutHandler(BaseHandler):
+    """``POST /api/auth/logout``: revoke the caller's token and close its sockets."""
+
+    route = "/api/auth/logout"
+
+    async def post(self) -> None:
+        identity = await self.current_identity()
+        await self.runner.run(accounts.revoke_token, identity.token_hash)
+        self.hub.close_token(identity.token_hash)
+        self.clear_cookie(SESSION_COOKIE, path="/")
+        self.set_status(204)
+        self.finish()
+
+
+class MeHandler(BaseHandler):
+    """``GET /api/me``: the signed-in user."""
+
+    route = "/api/me"
+
+    async def get(self) -> None:
+        identity = await self.current_identity()
+        self.write_json(identity.to_dict())
+
+
+default_handlers = [
+    (r"/api/auth/register", RegisterHandler),
+    (r"/api/auth/login", LoginHandler),
+    (r"/api/auth/logout", LogoutHandler),
+    (r"/api/me", MeHandler),
+]

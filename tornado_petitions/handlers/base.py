@@ -1,0 +1,208 @@
+"""What every handler shares: the application's services, authentication, JSON in and out, errors."""
+
+from __future__ import annotations
+
+import datetime
+import http
+import logging
+from typing import Any
+
+import tornado.web
+
+from .. import accounts, wire
+from ..accounts import Identity
+from ..db_runner import DatabaseRunner
+from ..errors import ApiError
+from ..hub import SocketHub
+from ..metrics import ServiceMetrics
+from ..rate_limit import RateLimiter
+from ..settings import Settings
+
+log = logging.getLogger("tornado_petitions.handlers")
+
+SESSION_COOKIE = "petitions_session"
+
+_ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_fields",
+    429: "too_many_requests",
+}
+
+
+class ServiceMixin:
+    """Typed access to the services ``make_app`` put in the application settings.
+
+    Mixed into HTTP and WebSocket handlers alike.
+    """
+
+    application: tornado.web.Application
+    request: Any
+    identity: Identity | None = None
+
+    @property
+    def config(self) -> Settings:
+        return self.application.settings["config"]
+
+    @property
+    def hub(self) -> SocketHub:
+        return self.application.settings["hub"]
+
+    @property
+    def publisher(self) -> Any:
+        """Where committed events go: the hub itself, or the Redis bridge in front of it."""
+        return self.application.settings["publisher"]
+
+    @property
+    def runner(self) -> DatabaseRunner:
+        return self.application.settings["runner"]
+
+    @property
+    def metrics(self) -> ServiceMetrics:
+        return self.application.settings["metrics"]
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        return self.application.settings["rate_limiter"]
+
+    def bearer_token(self) -> str | None:
+        """The token in ``Authorization: Bearer``, if the request has one."""
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+        return None
+
+    def session_token(self) -> str | None:
+        """The token in the web page's session cookie, if any."""
+        return self.get_cookie(SESSION_COOKIE) or None  # type: ignore[attr-defined]
+
+    async def authenticate(self, token: str | None) -> Identity:
+        """The identity behind ``token``; 401 when missing, unknown, revoked or expired."""
+        if not token:
+            raise ApiError(401, "unauthorized", "sign in first: send a Bearer token")
+        self.identity = await self.runner.run(accounts.identify, token)
+        return self.identity
+
+    def client_address(self) -> str:
+        return self.request.remote_ip or "unknown"
+
+
+class BaseHandler(ServiceMixin, tornado.web.RequestHandler):
+    """HTTP JSON handlers: body parsing, authentication, XSRF for cookie sessions, JSON errors."""
+
+    route = "other"
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def prepare(self) -> None:
+        # Tracked so a graceful shutdown can wait for requests still running.
+        self.application.in_flight.add(self)
+
+    def on_finish(self) -> None:
+        self.application.in_flight.discard(self)
+
+    def check_xsrf_cookie(self) -> None:
+        """Only cookie-authenticated requests need the XSRF token; Bearer clients cannot be forged."""
+        if self.bearer_token() is None and self.session_token() is not None:
+            super().check_xsrf_cookie()
+
+    async def current_identity(self) -> Identity:
+        """The signed-in caller (Bearer token first, then the session cookie), or 401."""
+        if self.identity is not None:
+            return self.identity
+        return await self.authenticate(self.bearer_token() or self.session_token())
+
+    async def require_admin(self) -> Identity:
+        """The signed-in caller if an admin; 401 or 403 otherwise."""
+        identity = await self.current_identity()
+        if not identity.is_admin:
+            raise ApiError(403, "forbidden", "only admins may do this")
+        return identity
+
+    def json_body(self) -> Any:
+        """The request body parsed as JSON; 413 when too large, 400 when not JSON."""
+        body = self.request.body
+        if len(body) > self.config.limits.body_bytes:
+            raise ApiError(
+                413,
+                "payload_too_large",
+                f"the body is larger than {self.config.limits.body_bytes} bytes",
+            )
+        try:
+            return wire.loads(body)
+        except (ValueError, OverflowError):
+            raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
+
+    def write_json(self, document: Any, status: int = 200) -> None:
+        """Finish the response with ``document`` encoded by ujson."""
+        self.set_status(status)
+        self.finish(wire.dumps(document))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Every error, ours or Tornado's, as ``{"error": {"code", "message"}}``."""
+        error = _api_error(status_code, kwargs.get("exc_info"))
+        self.set_status(error.status)
+        for name, value in error.headers.items():
+            self.set_header(name, value)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(wire.dumps(error.body()))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, ApiError):
+            return
+        super().log_exception(typ, value, tb)
+
+    def set_session_cookie(self, token: str) -> None:
+        """Sign the web page in: an HttpOnly, SameSite=Lax cookie carrying the token."""
+        expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(
+            seconds=self.config.token_ttl_seconds
+        )
+        self.set_cookie(
+            SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="Lax",
+            secure=self.config.secure_cookies,
+            expires=expires,
+            path="/",
+        )
+
+
+def _api_error(status_code: int, exc_info: Any) -> ApiError:
+    if exc_info is not None:
+        error = exc_info[1]
+        if isinstance(error, ApiError):
+            return error
+        if isinstance(error, tornado.web.HTTPError) and error.status_code < 500:
+            message = error.log_message or http.HTTPStatus(error.status_code).phrase
+            if error.args and error.log_message:
+                message = error.log_message % error.args
+            code = _ERROR_CODES.get(error.status_code, "error")
+            if error.status_code == 403 and "XSRF" in (error.log_message or ""):
+                code = "xsrf_failed"
+            return ApiError(error.status_code, code, message)
+    if status_code >= 500:
+        return ApiError(500, "internal_error", "the server failed to handle the request")
+    phrase = (
+        http.HTTPStatus(status_code).phrase if status_code in http.HTTPStatus._value2member_map_ else "error"
+    )
+    return ApiError(status_code, _ERROR_CODES.get(status_code, "error"), phrase)
+
+
+class NotFoundHandler(BaseHandler):
+    """Any path no route claims: a JSON 404 rather than Tornado's HTML page."""
+
+    route = "unmatched"
+
+    def prepare(self) -> None:
+        raise ApiError(404, "not_found", f"no route for {self.request.path}")

@@ -1,0 +1,159 @@
+"""Petitions over HTTP: list, file, read, history, lifecycle moves and signatures.
+
+Each change runs as one transaction in ``petition_store`` and is published
+to the hub only after that call returned, that is, after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .. import petition_store
+from ..errors import ApiError
+from ..events import Event
+from ..lifecycle import STATUSES
+from ..validation import FieldReader
+from .base import BaseHandler
+
+_ID = r"([0-9]{1,15})"
+
+
+class ChangeHandler(BaseHandler):
+    """Handlers that change petitions: commit first, publish after."""
+
+    async def commit(self, change: Callable[..., tuple[dict, Event]], *args) -> dict:
+        """Run one change transaction, then publish its event (only once it committed)."""
+        petition, event = await self.runner.run(change, *args)
+        self.publisher.publish(event)
+        return petition
+
+
+class PetitionsHandler(ChangeHandler):
+    """``GET /api/petitions`` (filters, newest first, cursor pages) and ``POST`` (file one)."""
+
+    route = "/api/petitions"
+
+    async def get(self) -> None:
+        query = self._list_query()
+        page, next_cursor = await self.runner.run(lambda: petition_store.list_petitions(**query))
+        self.write_json({"petitions": page, "next_cursor": next_cursor})
+
+    async def post(self) -> None:
+        identity = await self.current_identity()
+        limits = self.config.limits
+        fields = FieldReader(self.json_body())
+        title = fields.text("title", min_len=limits.title_min, max_len=limits.title_max)
+        description = fields.text("description", min_len=1, max_len=limits.description_max)
+        category = fields.text("category", max_len=limits.category_max, required=False)
+        location = fields.text("location", max_len=limits.location_max, required=False)
+        fields.done()
+        petition = await self.commit(
+            petition_store.create_petition, identity, title, description, category, location
+        )
+        self.write_json(petition, 201)
+
+    def _list_query(self) -> dict:
+        errors: dict[str, str] = {}
+        query: dict = {}
+
+        def integer(name: str, low: int, high: int) -> int | None:
+            raw = self.get_query_argument(name, None)
+            if raw is None or raw == "":
+                return None
+            if not raw.isdigit() or not low <= int(raw) <= high:
+                errors[name] = f"must be an integer from {low} to {high}"
+                return None
+            return int(raw)
+
+        query["limit"] = integer("limit", 1, self.config.limits.page_size_max) or 20
+        query["before"] = integer("cursor", 1, 10**15)
+        query["author"] = integer("author", 1, 10**15)
+        status = self.get_query_argument("status", None)
+        if status is not None and status not in STATUSES:
+            errors["status"] = "must be one of " + ", ".join(STATUSES)
+        query["status"] = status
+        for name, limit in (("category", self.config.limits.category_max), ("q", 200)):
+            value = self.get_query_argument(name, None)
+            if value is not None and len(value) > limit:
+                errors[name] = f"must be at most {limit} characters"
+            query["text" if name == "q" else name] = value or None
+        if errors:
+            raise ApiError(
+                422, "invalid_fields", "invalid query: " + ", ".join(sorted(errors)), fields=errors
+            )
+        return query
+
+
+class MyPetitionsHandler(BaseHandler):
+    """``GET /api/petitions/my``: the caller's own petitions, newest first."""
+
+    route = "/api/petitions/my"
+
+    async def get(self) -> None:
+        identity = await self.current_identity()
+        petitions = await self.runner.run(petition_store.user_petitions, identity.user_id)
+        self.write_json({"petitions": petitions})
+
+
+class PetitionHandler(BaseHandler):
+    """``GET /api/petitions/{id}``."""
+
+    route = "/api/petitions/{id}"
+
+    async def get(self, petition_id: str) -> None:
+        self.write_json(await self.runner.run(petition_store.get_petition, int(petition_id)))
+
+
+class PetitionEventsHandler(BaseHandler):
+    """``GET /api/petitions/{id}/events``: who changed what, when, with which note."""
+
+    route = "/api/petitions/{id}/events"
+
+    async def get(self, petition_id: str) -> None:
+        history = await self.runner.run(petition_store.petition_history, int(petition_id))
+        self.write_json({"events": history})
+
+
+class PetitionStatusHandler(ChangeHandler):
+    """``PATCH /api/petitions/{id}/status`` (admins): move along the lifecycle."""
+
+    route = "/api/petitions/{id}/status"
+
+    async def patch(self, petition_id: str) -> None:
+        identity = await self.require_admin()
+        fields = FieldReader(self.json_body())
+        target = fields.choice("status", STATUSES)
+        note = fields.text("note", max_len=self.config.limits.note_max, required=False)
+        version = fields.integer("version", minimum=1)
+        fields.done()
+        petition = await self.commit(
+            petition_store.change_status, identity, int(petition_id), target, note, version
+        )
+        self.write_json(petition)
+
+
+class SignaturesHandler(ChangeHandler):
+    """``POST`` signs, ``DELETE`` withdraws the caller's signature on ``/api/petitions/{id}/signatures``."""
+
+    route = "/api/petitions/{id}/signatures"
+
+    async def post(self, petition_id: str) -> None:
+        identity = await self.current_identity()
+        self.rate_limiter.hit(f"sign:{identity.user_id}", self.config.rate_limits.signatures_per_user)
+        petition = await self.commit(petition_store.sign, identity, int(petition_id))
+        self.write_json(petition, 201)
+
+    async def delete(self, petition_id: str) -> None:
+        identity = await self.current_identity()
+        petition = await self.commit(petition_store.withdraw_signature, identity, int(petition_id))
+        self.write_json(petition)
+
+
+default_handlers = [
+    (r"/api/petitions", PetitionsHandler),
+    (r"/api/petitions/my", MyPetitionsHandler),
+    (rf"/api/petitions/{_ID}", PetitionHandler),
+    (rf"/api/petitions/{_ID}/events", PetitionEventsHandler),
+    (rf"/api/petitions/{_ID}/status", PetitionStatusHandler),
+    (rf"/api/petitions/{_ID}/signatures", SignaturesHandler),
+]

@@ -1,0 +1,256 @@
+"""The three WebSocket channels: a user's own list, the public feed, and the admins' feed.
+
+A handshake is authenticated and authorized before the upgrade, so a
+refusal is an HTTP status with a JSON body (401, 403), never a bare 403.
+After the upgrade the socket belongs to the hub; this module only answers
+client messages, replays missed events on ``?since=N`` and writes frames.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+import tornado.websocket
+from tornado.iostream import StreamBufferFullError, StreamClosedError
+
+from .. import petition_store, wire
+from ..errors import ApiError
+from ..events import user_update_message
+from ..frames import encode_frame
+from ..hub import CLOSE_TOO_MANY_SOCKETS, CLOSE_TOO_SLOW
+from .base import ServiceMixin, _api_error
+
+log = logging.getLogger("tornado_petitions.sockets")
+
+_PONG = '{"type":"pong"}'
+
+
+class ChannelSocketHandler(ServiceMixin, tornado.websocket.WebSocketHandler):
+    """Shared handshake, hub membership, client messages and frame writing of every channel."""
+
+    channel = "public"
+    channel_user_id: int | None = None
+
+    # -- handshake (plain HTTP until super().get upgrades) --------------------
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        token = self.bearer_token() or self.session_token() or self.get_query_argument("token", None)
+        try:
+            identity = await self.authenticate(token)
+            self.check_allowed_origin()
+            self.authorize(identity, *args)
+        except ApiError as error:
+            self.metrics.handshake_refused(error.code)
+            self.set_status(error.status)
+            self.set_header("Content-Type", "application/json; charset=UTF-8")
+            self.finish(wire.dumps(error.body()))
+            return
+        self.user_id = identity.user_id
+        self.token_hash = identity.token_hash
+        expires = identity.expires_at.replace(tzinfo=datetime.UTC)
+        self.expires_at_epoch = expires.timestamp()
+        await super().get(*args, **kwargs)
+
+    def authorize(self, identity: Any, *args: str) -> None:
+        """Raise ApiError(403) if ``identity`` may not open this channel."""
+
+    def check_origin(self, origin: str) -> bool:
+        # Checked in get() instead, so a refusal carries a JSON body.
+        return True
+
+    def check_allowed_origin(self) -> None:
+        """403 unless the Origin is absent (not a browser), our own, or in --allowed-origins."""
+        origin = self.request.headers.get("Origin")
+        if origin is None:
+            return
+        if origin in self.config.allowed_origins:
+            return
+        if urlparse(origin).netloc.lower() == self.request.host.lower():
+            return
+        raise ApiError(403, "origin_not_allowed", f"origin {origin} is not allowed")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = _api_error(status_code, kwargs.get("exc_info"))
+        self.set_status(error.status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(wire.dumps(error.body()))
+
+    def get_compression_options(self) -> dict[str, Any]:
+        # Browsers ask for permessage-deflate; clients that do not ask get shared frames.
+        return {}
+
+    # -- life on the hub --------------------------------------------------------
+
+    async def open(self, *args: str) -> None:
+        self.last_sent_seq = 0
+        self.pending: list | None = []
+        self.ping_sent_at: float | None = None
+        self.last_ping_at = time.monotonic()
+        connection = self.ws_connection
+        self._stream = connection.stream
+        self._stream.max_write_buffer_size = self.config.max_backlog
+        self._compressed = getattr(connection, "_compressor", None) is not None
+        log.info("socket open channel=%s user=%s", self.channel, self.user_id)
+        if not self.hub.register(self):
+            self.pending = None
+            self.metrics.handshake_refused("too_many_sockets")
+            self.close(CLOSE_TOO_MANY_SOCKETS, "too many sockets for this user")
+            return
+        await self.catch_up(self.since())
+
+    async def catch_up(self, since: int | None) -> None:
+        """Send what a client starting at ``since`` must see before live events, then go live."""
+        raise NotImplementedError
+
+    def since(self) -> int | None:
+        raw = self.get_query_argument("since", None)
+        if raw is None or not raw.isdigit() or len(raw) > 18:
+            return None
+        return int(raw)
+
+    def on_close(self) -> None:
+        self.hub.unregister(self)
+        log.info(
+            "socket close channel=%s user=%s code=%s",
+            self.channel,
+            getattr(self, "user_id", None),
+            self.close_code,
+        )
+
+    def on_pong(self, data: bytes) -> None:
+        self.ping_sent_at = None
+
+    def on_message(self, message: str | bytes) -> None:
+        try:
+            request = wire.loads(message)
+        except (ValueError, OverflowError):
+            request = None
+        if isinstance(request, dict) and request.get("type") == "ping":
+            self.send_text(_PONG)
+            return
+        if isinstance(request, dict):
+            error = {"code": "unknown_type", "message": 'the only client message is {"type": "ping"}'}
+        else:
+            error = {"code": "malformed", "message": "messages must be JSON objects"}
+        self.send_text(wire.dumps({"type": "error", "error": error}))
+
+    # -- writing ------------------------------------------------------------------
+
+    def send_text(self, message: str) -> bool:
+        """Send one message to this socket alone."""
+        return self.send_frame(message, encode_frame(message.encode()))
+
+    def send_frame(self, message: str, frame: bytes) -> bool:
+        """Write a prepared frame (or compress ``message`` for this socket).
+
+        Returns False when the socket is gone or was closed with 4008
+        because its unsent backlog passed ``--max-backlog``.
+        """
+        connection = self.ws_connection
+        try:
+            if connection is None:
+                raise StreamClosedError()
+            if self._compressed:
+                connection.write_message(message)
+            else:
+                self._stream.write(frame)
+            return True
+        except StreamBufferFullError:
+            self._close_slow_consumer()
+        except (StreamClosedError, tornado.websocket.WebSocketClosedError):
+            self.hub.unregister(self)
+        return False
+
+    def send_ping(self, frame: bytes) -> bool:
+        return self.send_frame("", frame) if not self._compressed else self._ping()
+
+    def _ping(self) -> bool:
+        try:
+            self.ping()
+            return True
+        except tornado.websocket.WebSocketClosedError:
+            self.hub.unregister(self)
+            return False
+
+    def _close_slow_consumer(self) -> None:
+        log.warning("socket too slow channel=%s user=%s: closing 4008", self.channel, self.user_id)
+        self.hub.slow_consumer(self)
+        self._stream.max_write_buffer_size = None  # let the close frame queue
+        self.close(CLOSE_TOO_SLOW, "too slow: backlog limit reached")
+
+
+class EventFeedHandler(ChannelSocketHandler):
+    """Public and admin feeds: ``hello``, or a replay from the event log on ``?since=N``."""
+
+    def message_for(self, event) -> str:
+        return event.public_message()
+
+    async def catch_up(self, since: int | None) -> None:
+        hub = self.hub
+        if since is None:
+            seq = hub.last_seq
+            hub.activate(self, seq)
+            self.send_text('{"type":"hello","seq":%d}' % seq)
+            return
+        oldest, newest = await self.runner.run(petition_store.log_bounds)
+        if since < oldest or since > newest or newest - since > self.config.max_replay:
+            hub.activate(self, newest)
+            self.send_text('{"type":"reset","seq":%d}' % newest)
+            return
+        last = since
+        while last < newest:
+            events = await self.runner.run(petition_store.events_after, last, 1000)
+            if not events:
+                break
+            for event in events:
+                self.send_text(self.message_for(event))
+            last = events[-1].seq
+        hub.activate(self, last)
+        self.send_text('{"type":"hello","seq":%d}' % self.last_sent_seq)
+
+
+class PublicFeedHandler(EventFeedHandler):
+    """``/ws/petitions``: every event, for anyone signed in."""
+
+    channel = "public"
+
+
+class AdminFeedHandler(EventFeedHandler):
+    """``/ws/admin``: every event with its actor and note, for admins only."""
+
+    channel = "admin"
+
+    def authorize(self, identity: Any, *args: str) -> None:
+        if not identity.is_admin:
+            raise ApiError(403, "forbidden", "the admin feed is for admins only")
+
+    def message_for(self, event) -> str:
+        return event.admin_message()
+
+
+class UserChannelHandler(ChannelSocketHandler):
+    """``/ws/petitions/my/{user_id}``: the user's whole list on connect and after each change."""
+
+    channel = "user"
+
+    def authorize(self, identity: Any, *args: str) -> None:
+        self.channel_user_id = int(args[0])
+        if self.channel_user_id != identity.user_id and not identity.is_admin:
+            raise ApiError(403, "forbidden", "this is another user's channel")
+
+    async def catch_up(self, since: int | None) -> None:
+        seq = self.hub.last_seq
+        petitions = await self.runner.run(petition_store.user_petitions, self.channel_user_id)
+        self.send_text(user_update_message(seq, petitions))
+        self.hub.activate(self, seq)
+
+
+default_handlers = [
+    (r"/ws/petitions/my/([0-9]{1,15})", UserChannelHandler),
+    (r"/ws/petitions", PublicFeedHandler),
+    (r"/ws/admin", AdminFeedHandler),
+]

@@ -1,0 +1,308 @@
+"""The socket hub: who is connected, which committed event goes to whom, and who stopped answering.
+
+One ``SocketHub`` per application.  It receives committed events (from this
+process, or from Redis through ``RedisBridge``), puts them in seq order,
+encodes each message once, and writes the same frame bytes to every socket
+of a channel.  It knows sockets and events, not HTTP; it reads the database
+only through the loader functions it is given (to fill a gap, or to build a
+user's list).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
+
+from tornado.ioloop import PeriodicCallback
+
+from .events import Event, user_update_message
+from .frames import encode_frame
+
+log = logging.getLogger("tornado_petitions.hub")
+
+CHANNELS = ("user", "public", "admin")
+
+# Close codes: the contract the web page acts on (see README "Close codes").
+CLOSE_GOING_AWAY = 1001
+CLOSE_HEARTBEAT_TIMEOUT = 4000
+CLOSE_TOO_SLOW = 4008
+CLOSE_TOKEN_INVALID = 4401
+CLOSE_TOO_MANY_SOCKETS = 4429
+
+# How long an out-of-order event waits for the seqs before it before the
+# hub reads them from the event log itself (seconds).
+GAP_TIMEOUT = 0.25
+
+UserListLoader = Callable[[int], Awaitable[list]]
+EventLoader = Callable[[int, int], Awaitable[list[Event]]]
+
+
+class HubSocket(Protocol):
+    """What the hub needs of a socket (``handlers.sockets.ChannelSocketHandler``)."""
+
+    channel: str
+    channel_user_id: int | None
+    user_id: int
+    token_hash: str
+    expires_at_epoch: float
+    last_sent_seq: int
+    pending: list[tuple[int, str, bytes]] | None
+    ping_sent_at: float | None
+    last_ping_at: float
+
+    def send_frame(self, message: str, frame: bytes) -> bool: ...
+
+    def send_ping(self, frame: bytes) -> bool: ...
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None: ...
+
+
+class HubMetrics(Protocol):
+    """The counters the hub moves (``metrics.ServiceMetrics`` provides them)."""
+
+    def socket_opened(self, channel: str) -> None: ...
+
+    def socket_closed(self, channel: str) -> None: ...
+
+    def messages_sent(self, channel: str, count: int, size: int) -> None: ...
+
+    def socket_pruned(self) -> None: ...
+
+    def slow_consumer_closed(self) -> None: ...
+
+    def event_delivered(self, created_at: str) -> None: ...
+
+
+class SocketHub:
+    """Registers sockets, fans committed events out in seq order, and runs the heartbeat sweep."""
+
+    def __init__(
+        self,
+        *,
+        load_user_list: UserListLoader,
+        load_events_after: EventLoader,
+        metrics: HubMetrics,
+        ping_interval: float = 20.0,
+        ping_timeout: float = 20.0,
+        max_sockets_per_user: int = 20,
+    ) -> None:
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.max_sockets_per_user = max_sockets_per_user
+        self.last_seq = 0
+        self._load_user_list = load_user_list
+        self._load_events_after = load_events_after
+        self._metrics = metrics
+        self._channels: dict[str, set[HubSocket]] = {name: set() for name in CHANNELS}
+        self._by_owner: dict[int, set[HubSocket]] = {}
+        self._user_channels: dict[int, set[HubSocket]] = {}
+        self._out_of_order: dict[int, Event] = {}
+        self._gap_timer: asyncio.TimerHandle | None = None
+        self._dirty_users: dict[int, int] = {}
+        self._user_refresh: asyncio.Task | None = None
+        self._sweep: PeriodicCallback | None = None
+        self._ping_frame = encode_frame(b"", opcode=0x9)
+
+    # -- lifetime -----------------------------------------------------------
+
+    def start(self, last_seq: int) -> None:
+        """Begin the heartbeat sweep; ``last_seq`` is the newest committed seq at start-up."""
+        self.last_seq = last_seq
+        tick = min(self.ping_interval, self.ping_timeout) / 2
+        self._sweep = PeriodicCallback(self.heartbeat, tick * 1000)
+        self._sweep.start()
+
+    def stop(self) -> None:
+        """Stop the sweep and any pending gap fill; sockets stay as they are."""
+        if self._sweep is not None:
+            self._sweep.stop()
+            self._sweep = None
+        if self._gap_timer is not None:
+            self._gap_timer.cancel()
+            self._gap_timer = None
+        if self._user_refresh is not None:
+            self._user_refresh.cancel()
+
+    def close_all(self, code: int, reason: str) -> None:
+        """Close every socket with ``code`` (1001 at shutdown)."""
+        for sock in list(self._all_sockets()):
+            sock.close(code, reason)
+
+    def close_token(self, token_hash: str) -> None:
+        """Close, with 4401, every socket opened with a token that was just revoked."""
+        for sock in list(self._all_sockets()):
+            if sock.token_hash == token_hash:
+                sock.close(CLOSE_TOKEN_INVALID, "token revoked")
+
+    # -- membership ---------------------------------------------------------
+
+    def register(self, sock: HubSocket) -> bool:
+        """Add a socket; False (and nothing added) when its user already holds the maximum."""
+        owned = self._by_owner.setdefault(sock.user_id, set())
+        if len(owned) >= self.max_sockets_per_user:
+            if not owned:
+                del self._by_owner[sock.user_id]
+            return False
+        owned.add(sock)
+        self._channels[sock.channel].add(sock)
+        if sock.channel == "user":
+            self._user_channels.setdefault(sock.channel_user_id, set()).add(sock)
+        self._metrics.socket_opened(sock.channel)
+        return True
+
+    def unregister(self, sock: HubSocket) -> None:
+        """Forget a socket; safe to call twice or for a socket never registered."""
+        channel = self._channels[sock.channel]
+        if sock not in channel:
+            return
+        channel.discard(sock)
+        _discard(self._by_owner, sock.user_id, sock)
+        if sock.channel == "user":
+            _discard(self._user_channels, sock.channel_user_id, sock)
+        self._metrics.socket_closed(sock.channel)
+
+    def count(self, channel: str) -> int:
+        """How many sockets are open on ``channel``."""
+        return len(self._channels[channel])
+
+    def activate(self, sock: HubSocket, after_seq: int) -> None:
+        """End a socket's catch-up: send what was held back while it replayed, then go live."""
+        held, sock.pending = sock.pending or [], None
+        sock.last_sent_seq = max(sock.last_sent_seq, after_seq)
+        for seq, message, frame in held:
+            if seq > sock.last_sent_seq:
+                sock.last_sent_seq = seq
+                sock.send_frame(message, frame)
+
+    # -- delivery -----------------------------------------------------------
+
+    def publish(self, event: Event) -> None:
+        """Take a committed event; deliver it and any it unblocks, in seq order, once."""
+        if event.seq <= self.last_seq:
+            return
+        self._out_of_order[event.seq] = event
+        self._drain()
+        if self._out_of_order and self._gap_timer is None:
+            loop = asyncio.get_running_loop()
+            self._gap_timer = loop.call_later(GAP_TIMEOUT, self._start_gap_fill)
+
+    def _drain(self) -> None:
+        while (event := self._out_of_order.pop(self.last_seq + 1, None)) is not None:
+            self.last_seq = event.seq
+            self._deliver(event)
+        if not self._out_of_order and self._gap_timer is not None:
+            self._gap_timer.cancel()
+            self._gap_timer = None
+
+    def _start_gap_fill(self) -> None:
+        self._gap_timer = None
+        asyncio.ensure_future(self.catch_up())
+
+    async def catch_up(self) -> None:
+        """Read every event after the last delivered one from the log and deliver it.
+
+        Used when an event is missing (a lost Redis message) and after a
+        Redis reconnect.  Errors are logged, not raised: the next attempt
+        tries again.
+        """
+        try:
+            while True:
+                events = await self._load_events_after(self.last_seq, 1000)
+                for event in events:
+                    self.publish(event)
+                if len(events) < 1000:
+                    break
+        except Exception:
+            log.exception("could not read the event log to fill a gap after seq %d", self.last_seq)
+        self._out_of_order = {s: e for s, e in self._out_of_order.items() if s > self.last_seq}
+        if self._out_of_order and self._gap_timer is None:
+            loop = asyncio.get_running_loop()
+            self._gap_timer = loop.call_later(GAP_TIMEOUT, self._start_gap_fill)
+
+    def _deliver(self, event: Event) -> None:
+        self._fan_out("public", event.seq, event.public_message())
+        self._fan_out("admin", event.seq, event.admin_message())
+        self._metrics.event_delivered(event.created_at)
+        if event.author_id in self._user_channels:
+            self._dirty_users[event.author_id] = event.seq
+            if self._user_refresh is None or self._user_refresh.done():
+                self._user_refresh = asyncio.ensure_future(self._refresh_user_channels())
+
+    def _fan_out(self, channel: str, seq: int, message: str) -> None:
+        sockets = self._channels[channel]
+        if sockets:
+            self._send(channel, sockets, seq, message)
+
+    def _send(self, channel: str, sockets: Iterable[HubSocket], seq: int, message: str) -> None:
+        """Write one message to many sockets: encoded once, framed once, same bytes to each."""
+        payload = message.encode()
+        frame = encode_frame(payload)
+        sent = 0
+        for sock in list(sockets):
+            if sock.pending is not None:
+                sock.pending.append((seq, message, frame))
+            elif seq > sock.last_sent_seq:
+                sock.last_sent_seq = seq
+                if sock.send_frame(message, frame):
+                    sent += 1
+        if sent:
+            self._metrics.messages_sent(channel, sent, sent * len(frame))
+
+    async def _refresh_user_channels(self) -> None:
+        """Send each changed user's whole list to their channel, coalescing bursts."""
+        while self._dirty_users:
+            user_id, seq = self._dirty_users.popitem()
+            sockets = self._user_channels.get(user_id)
+            if not sockets:
+                continue
+            try:
+                petitions = await self._load_user_list(user_id)
+            except Exception:
+                log.exception("could not load the petitions of user %d", user_id)
+                continue
+            sockets = self._user_channels.get(user_id)
+            if sockets:
+                self._send("user", sockets, seq, user_update_message(seq, petitions))
+
+    # -- heartbeat ----------------------------------------------------------
+
+    def heartbeat(self) -> None:
+        """Ping sockets due a ping; close (4000) and forget those that did not answer in time.
+
+        Also closes (4401) sockets whose token expired while they were open.
+        """
+        now = time.monotonic()
+        wall = time.time()
+        for sock in list(self._all_sockets()):
+            if sock.expires_at_epoch <= wall:
+                sock.close(CLOSE_TOKEN_INVALID, "token expired")
+                self.unregister(sock)
+            elif sock.ping_sent_at is not None:
+                if now - sock.ping_sent_at > self.ping_timeout:
+                    sock.close(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat timeout")
+                    self.unregister(sock)
+                    self._metrics.socket_pruned()
+            elif now - sock.last_ping_at >= self.ping_interval:
+                sock.ping_sent_at = now
+                sock.last_ping_at = now
+                sock.send_ping(self._ping_frame)
+
+    def slow_consumer(self, sock: HubSocket) -> None:
+        """Forget a socket that was closed for holding too much unsent data."""
+        self.unregister(sock)
+        self._metrics.slow_consumer_closed()
+
+    def _all_sockets(self) -> Iterable[HubSocket]:
+        for sockets in self._channels.values():
+            yield from sockets
+
+
+def _discard(index: dict[int, set[HubSocket]], key: int | None, sock: HubSocket) -> None:
+    members = index.get(key)
+    if members is not None:
+        members.discard(sock)
+        if not members:
+            del index[key]

@@ -1,0 +1,90 @@
+"""Prometheus metrics of one application, in a registry of its own (tests build many apps)."""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class ServiceMetrics:
+    """Every figure ``GET /metrics`` shows; the hub and handlers move them."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.open_sockets = Gauge(
+            "petitions_open_sockets", "Open WebSockets by channel", ["channel"], registry=r
+        )
+        self.messages = Counter(
+            "petitions_ws_messages_sent", "WebSocket messages sent", ["channel"], registry=r
+        )
+        self.bytes = Counter(
+            "petitions_ws_bytes_sent", "WebSocket bytes sent (frames)", ["channel"], registry=r
+        )
+        self.pruned = Counter(
+            "petitions_ws_heartbeat_pruned", "Sockets closed for not answering pings", registry=r
+        )
+        self.slow = Counter(
+            "petitions_ws_slow_consumers_closed", "Sockets closed for a full backlog", registry=r
+        )
+        self.refused = Counter(
+            "petitions_ws_handshakes_refused", "WebSocket handshakes refused", ["reason"], registry=r
+        )
+        self.requests = Counter(
+            "petitions_http_requests", "HTTP requests", ["route", "method", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "petitions_http_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.delivery = Histogram(
+            "petitions_event_commit_to_send_seconds",
+            "Time from an event's commit to its fan-out",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.events = Counter("petitions_events_delivered", "Events fanned out", registry=r)
+        for channel in ("user", "public", "admin"):
+            self.open_sockets.labels(channel)
+            self.messages.labels(channel)
+            self.bytes.labels(channel)
+
+    def socket_opened(self, channel: str) -> None:
+        self.open_sockets.labels(channel).inc()
+
+    def socket_closed(self, channel: str) -> None:
+        self.open_sockets.labels(channel).dec()
+
+    def messages_sent(self, channel: str, count: int, size: int) -> None:
+        self.messages.labels(channel).inc(count)
+        self.bytes.labels(channel).inc(size)
+
+    def socket_pruned(self) -> None:
+        self.pruned.inc()
+
+    def slow_consumer_closed(self) -> None:
+        self.slow.inc()
+
+    def handshake_refused(self, reason: str) -> None:
+        self.refused.labels(reason).inc()
+
+    def event_delivered(self, created_at: str) -> None:
+        """Count an event and observe how long after its commit timestamp it went out."""
+        self.events.inc()
+        committed = datetime.datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+        self.delivery.observe(max(0.0, time.time() - committed.timestamp()))
+
+    def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)

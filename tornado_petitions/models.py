@@ -1,0 +1,170 @@
+"""Peewee models and the database they are bound to, chosen from a URL at start-up.
+
+Models know nothing of HTTP, sockets or the hub.  The database is reached
+through ``database_proxy`` so the same models serve SQLite (the default, one
+file in WAL mode) and PostgreSQL (several processes sharing one database).
+"""
+
+from __future__ import annotations
+
+import datetime
+from urllib.parse import urlparse
+
+import peewee
+from playhouse.db_url import parse as parse_db_url
+from playhouse.pool import PooledPostgresqlDatabase
+
+SCHEMA_VERSION = 1
+
+database_proxy = peewee.DatabaseProxy()
+
+
+def utcnow() -> datetime.datetime:
+    """Naive UTC now: what every timestamp column stores."""
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+def iso(moment: datetime.datetime | None) -> str | None:
+    """ISO 8601 UTC with a ``Z``, as every API and socket message shows times."""
+    if moment is None:
+        return None
+    return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    """One row: the schema version the tables were created or migrated to."""
+
+    version = peewee.IntegerField()
+
+
+class User(BaseModel):
+    """A citizen or an admin; the password is kept only as a KDF hash."""
+
+    email = peewee.CharField(max_length=254, unique=True)
+    name = peewee.CharField(max_length=100)
+    role = peewee.CharField(max_length=16, default="citizen")
+    password_hash = peewee.CharField(max_length=255)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    def to_dict(self) -> dict:
+        return {"user_id": self.id, "email": self.email, "name": self.name, "role": self.role}
+
+
+class AuthToken(BaseModel):
+    """A bearer or session token, stored only as its SHA-256 hash."""
+
+    user = peewee.ForeignKeyField(User, backref="tokens", on_delete="CASCADE")
+    token_hash = peewee.CharField(max_length=64, unique=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    expires_at = peewee.DateTimeField()
+    revoked_at = peewee.DateTimeField(null=True)
+
+
+class Petition(BaseModel):
+    """A petition; ``version`` counts status changes, for the admins' optimistic check."""
+
+    title = peewee.CharField(max_length=200)
+    description = peewee.TextField()
+    category = peewee.CharField(max_length=100, null=True, index=True)
+    location = peewee.CharField(max_length=100, null=True)
+    author = peewee.ForeignKeyField(User, backref="petitions", index=True)
+    status = peewee.CharField(max_length=16, default="submitted", index=True)
+    signature_count = peewee.IntegerField(default=0)
+    version = peewee.IntegerField(default=1)
+    response = peewee.TextField(null=True)
+    submitted_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+
+class Signature(BaseModel):
+    """One user's signature on one petition."""
+
+    petition = peewee.ForeignKeyField(Petition, backref="signatures", on_delete="CASCADE")
+    user = peewee.ForeignKeyField(User, backref="signatures", on_delete="CASCADE")
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("petition", "user"), True),)
+
+
+class EventCounter(BaseModel):
+    """One row holding the last seq handed out.
+
+    Incrementing it inside the writing transaction locks the row until
+    commit, so seqs are gapless and commit order equals seq order even with
+    concurrent writers on PostgreSQL (a rolled-back transaction gives its
+    number back).
+    """
+
+    value = peewee.BigIntegerField(default=0)
+
+
+class PetitionEvent(BaseModel):
+    """The append-only event log; ``seq`` is the global order every process agrees on.
+
+    ``petition_json`` is the petition as it stood right after the change, so a
+    replay shows exactly what the live message showed.
+    """
+
+    seq = peewee.BigIntegerField(primary_key=True)
+    petition = peewee.ForeignKeyField(Petition, backref="events", on_delete="CASCADE")
+    author_id = peewee.IntegerField()
+    kind = peewee.CharField(max_length=32)
+    actor = peewee.ForeignKeyField(User, backref="actions")
+    from_status = peewee.CharField(max_length=16, null=True)
+    to_status = peewee.CharField(max_length=16, null=True)
+    note = peewee.TextField(null=True)
+    petition_json = peewee.TextField()
+    created_at = peewee.DateTimeField(default=utcnow)
+
+
+MODELS = [SchemaVersion, User, AuthToken, Petition, Signature, EventCounter, PetitionEvent]
+
+
+def open_database(url: str, pool_size: int = 8) -> peewee.Database:
+    """Build the database a URL names: ``sqlite:///file.db`` or ``postgresql://...``."""
+    scheme = urlparse(url).scheme
+    if scheme == "sqlite":
+        path = url[len("sqlite:///") :] or ":memory:"
+        return peewee.SqliteDatabase(
+            path,
+            pragmas={
+                "journal_mode": "wal",
+                "synchronous": "normal",
+                "foreign_keys": 1,
+                "cache_size": -64000,
+                "busy_timeout": 5000,
+            },
+            check_same_thread=False,
+        )
+    if scheme in ("postgres", "postgresql"):
+        params = parse_db_url(url)
+        name = params.pop("database")
+        return PooledPostgresqlDatabase(name, max_connections=pool_size, stale_timeout=300, **params)
+    raise ValueError(f"unsupported database URL scheme {scheme!r}: use sqlite:/// or postgresql://")
+
+
+def bind_database(db: peewee.Database) -> None:
+    """Bind the models to ``db``, create missing tables and record the schema version."""
+    database_proxy.initialize(db)
+    with db.connection_context():
+        db.create_tables(MODELS, safe=True)
+        with db.atomic():
+            if not SchemaVersion.select().exists():
+                SchemaVersion.create(version=SCHEMA_VERSION)
+            if not EventCounter.select().exists():
+                EventCounter.create(id=1, value=0)
+
+
+def close_database(db: peewee.Database) -> None:
+    """Close every connection the database holds (all pooled ones too)."""
+    if isinstance(db, PooledPostgresqlDatabase):
+        db.close_all()
+    elif not db.is_closed():
+        db.close()

@@ -1,0 +1,337 @@
+"""Petitions and their event log: every change and its event row in one transaction.
+
+Every function here is synchronous and self-contained (no ``await`` inside
+a transaction); the caller decides whether it runs on the event loop or in
+the database executor.  Write functions return the event to publish, which
+the caller hands to the hub only after this function returned, that is,
+after the commit.
+"""
+
+from __future__ import annotations
+
+import peewee
+
+from . import wire
+from .accounts import Identity
+from .errors import ApiError
+from .events import Event
+from .lifecycle import NOTE_REQUIRED, allowed_targets
+from .models import EventCounter, Petition, PetitionEvent, Signature, User, iso, utcnow
+
+_PETITION_COLUMNS = (
+    Petition.id,
+    Petition.title,
+    Petition.description,
+    Petition.category,
+    Petition.location,
+    Petition.author,
+    User.name,
+    Petition.status,
+    Petition.signature_count,
+    Petition.version,
+    Petition.response,
+    Petition.submitted_at,
+    Petition.updated_at,
+)
+
+
+def _petition_dict(row: tuple) -> dict:
+    """A petition as the API shows it, from a ``_PETITION_COLUMNS`` tuple."""
+    (
+        pid,
+        title,
+        description,
+        category,
+        location,
+        author_id,
+        author_name,
+        status,
+        signatures,
+        version,
+        response,
+        submitted_at,
+        updated_at,
+    ) = row
+    petition = {
+        "petition_id": pid,
+        "title": title,
+        "description": description,
+        "category": category,
+        "location": location,
+        "author": {"user_id": author_id, "name": author_name},
+        "status": status,
+        "signature_count": signatures,
+        "version": version,
+        "submitted_at": iso(submitted_at),
+        "updated_at": iso(updated_at),
+    }
+    if response is not None:
+        petition["response"] = response
+    return petition
+
+
+def _petitions_query() -> peewee.ModelSelect:
+    return Petition.select(*_PETITION_COLUMNS).join(User, on=(Petition.author == User.id))
+
+
+def _load(petition_id: int) -> dict:
+    row = _petitions_query().where(Petition.id == petition_id).tuples().first()
+    if row is None:
+        raise ApiError(404, "not_found", f"petition {petition_id} does not exist")
+    return _petition_dict(row)
+
+
+def get_petition(petition_id: int) -> dict:
+    """One petition; 404 if there is none with this id."""
+    return _load(petition_id)
+
+
+def list_petitions(
+    *,
+    limit: int,
+    before: int | None = None,
+    status: str | None = None,
+    author: int | None = None,
+    category: str | None = None,
+    text: str | None = None,
+) -> tuple[list[dict], int | None]:
+    """A page of petitions, newest first, and the cursor of the next page (None at the end)."""
+    query = _petitions_query()
+    if before is not None:
+        query = query.where(Petition.id < before)
+    if status is not None:
+        query = query.where(Petition.status == status)
+    if author is not None:
+        query = query.where(Petition.author == author)
+    if category is not None:
+        query = query.where(Petition.category == category)
+    if text:
+        query = query.where(Petition.title.contains(text) | Petition.description.contains(text))
+    rows = list(query.order_by(Petition.id.desc()).limit(limit + 1).tuples())
+    page = [_petition_dict(row) for row in rows[:limit]]
+    next_cursor = page[-1]["petition_id"] if len(rows) > limit else None
+    return page, next_cursor
+
+
+def user_petitions(user_id: int) -> list[dict]:
+    """Every petition ``user_id`` filed, newest first: the user channel's whole list."""
+    query = _petitions_query().where(Petition.author == user_id).order_by(Petition.id.desc())
+    return [_petition_dict(row) for row in query.tuples()]
+
+
+def _next_seq() -> int:
+    """Take the next seq from the counter row, locking it until this transaction ends."""
+    EventCounter.update(value=EventCounter.value + 1).where(EventCounter.id == 1).execute()
+    return EventCounter.select(EventCounter.value).where(EventCounter.id == 1).scalar()
+
+
+def _record(
+    seq: int,
+    kind: str,
+    petition: dict,
+    actor: Identity,
+    *,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    note: str | None = None,
+) -> Event:
+    """Append the event row for a change already written in the current transaction."""
+    now = utcnow()
+    petition_json = wire.dumps(petition)
+    PetitionEvent.insert(
+        seq=seq,
+        petition=petition["petition_id"],
+        author_id=petition["author"]["user_id"],
+        kind=kind,
+        actor=actor.user_id,
+        from_status=from_status,
+        to_status=to_status,
+        note=note,
+        petition_json=petition_json,
+        created_at=now,
+    ).execute()
+    return Event(
+        seq=seq,
+        kind=kind,
+        petition_id=petition["petition_id"],
+        author_id=petition["author"]["user_id"],
+        actor_id=actor.user_id,
+        actor_name=actor.name,
+        from_status=from_status,
+        to_status=to_status,
+        note=note,
+        created_at=iso(now),
+        petition_json=petition_json,
+    )
+
+
+def create_petition(
+    author: Identity, title: str, description: str, category: str | None, location: str | None
+) -> tuple[dict, Event]:
+    """File a petition (status ``submitted``) and its ``created`` event."""
+    with Petition._meta.database.atomic():
+        seq = _next_seq()
+        now = utcnow()
+        petition_id = Petition.insert(
+            title=title,
+            description=description,
+            category=category,
+            location=location,
+            author=author.user_id,
+            submitted_at=now,
+            updated_at=now,
+        ).execute()
+        petition = _load(petition_id)
+        event = _record(seq, "created", petition, author, to_status="submitted")
+    return petition, event
+
+
+def change_status(
+    actor: Identity, petition_id: int, target: str, note: str | None, version: int | None
+) -> tuple[dict, Event]:
+    """Move a petition along the lifecycle; 409 on a disallowed move or a stale version."""
+    with Petition._meta.database.atomic():
+        seq = _next_seq()  # taken first: it serializes writers before the row is read
+        current = _load(petition_id)
+        if version is not None and version != current["version"]:
+            raise ApiError(
+                409,
+                "version_conflict",
+                f"petition {petition_id} is at version {current['version']}, not {version}",
+            )
+        allowed = allowed_targets(current["status"])
+        if target not in allowed:
+            raise ApiError(
+                409,
+                "invalid_transition",
+                f"cannot move a {current['status']} petition to {target}",
+                allowed=allowed,
+            )
+        if target in NOTE_REQUIRED and not note:
+            raise ApiError(
+                422,
+                "invalid_fields",
+                f"a note is required to move to {target}",
+                fields={"note": "is required for this status"},
+            )
+        changes = {
+            Petition.status: target,
+            Petition.version: Petition.version + 1,
+            Petition.updated_at: utcnow(),
+        }
+        if note:
+            changes[Petition.response] = note
+        Petition.update(changes).where(Petition.id == petition_id).execute()
+        petition = _load(petition_id)
+        event = _record(
+            seq,
+            "status_changed",
+            petition,
+            actor,
+            from_status=current["status"],
+            to_status=target,
+            note=note,
+        )
+    return petition, event
+
+
+def _change_signatures(actor: Identity, petition_id: int, signing: bool) -> tuple[dict, Event]:
+    with Petition._meta.database.atomic():
+        seq = _next_seq()
+        _load(petition_id)  # 404 before anything is written
+        mine = (Signature.petition == petition_id) & (Signature.user == actor.user_id)
+        if signing:
+            if Signature.select().where(mine).exists():
+                raise ApiError(409, "already_signed", "you have already signed this petition")
+            Signature.insert(petition=petition_id, user=actor.user_id, created_at=utcnow()).execute()
+            delta = 1
+        else:
+            if not Signature.delete().where(mine).execute():
+                raise ApiError(404, "not_signed", "you have not signed this petition")
+            delta = -1
+        Petition.update(signature_count=Petition.signature_count + delta, updated_at=utcnow()).where(
+            Petition.id == petition_id
+        ).execute()
+        petition = _load(petition_id)
+        event = _record(seq, "signed" if signing else "unsigned", petition, actor)
+    return petition, event
+
+
+def sign(actor: Identity, petition_id: int) -> tuple[dict, Event]:
+    """Add the actor's signature; 409 if they already signed."""
+    return _change_signatures(actor, petition_id, signing=True)
+
+
+def withdraw_signature(actor: Identity, petition_id: int) -> tuple[dict, Event]:
+    """Remove the actor's signature; 404 if they had not signed."""
+    return _change_signatures(actor, petition_id, signing=False)
+
+
+def _event_from_row(row: tuple) -> Event:
+    (
+        seq,
+        kind,
+        petition_id,
+        author_id,
+        actor_id,
+        actor_name,
+        from_status,
+        to_status,
+        note,
+        created_at,
+        petition_json,
+    ) = row
+    return Event(
+        seq=seq,
+        kind=kind,
+        petition_id=petition_id,
+        author_id=author_id,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        from_status=from_status,
+        to_status=to_status,
+        note=note,
+        created_at=iso(created_at),
+        petition_json=petition_json,
+    )
+
+
+def _events_query() -> peewee.ModelSelect:
+    return PetitionEvent.select(
+        PetitionEvent.seq,
+        PetitionEvent.kind,
+        PetitionEvent.petition,
+        PetitionEvent.author_id,
+        PetitionEvent.actor,
+        User.name,
+        PetitionEvent.from_status,
+        PetitionEvent.to_status,
+        PetitionEvent.note,
+        PetitionEvent.created_at,
+        PetitionEvent.petition_json,
+    ).join(User, on=(PetitionEvent.actor == User.id))
+
+
+def petition_history(petition_id: int) -> list[dict]:
+    """Every event of one petition, oldest first; 404 if the petition does not exist."""
+    _load(petition_id)
+    query = _events_query().where(PetitionEvent.petition == petition_id).order_by(PetitionEvent.seq)
+    return [_event_from_row(row).history_entry() for row in query.tuples()]
+
+
+def events_after(seq: int, limit: int) -> list[Event]:
+    """Up to ``limit`` events with a seq above ``seq``, in seq order."""
+    query = _events_query().where(PetitionEvent.seq > seq).order_by(PetitionEvent.seq).limit(limit)
+    return [_event_from_row(row) for row in query.tuples()]
+
+
+def log_bounds() -> tuple[int, int]:
+    """(oldest retained seq - 1, newest committed seq): the range ``since`` may resume from."""
+    newest = EventCounter.select(EventCounter.value).where(EventCounter.id == 1).scalar() or 0
+    oldest = PetitionEvent.select(peewee.fn.MIN(PetitionEvent.seq)).scalar()
+    return ((oldest - 1) if oldest is not None else newest), newest
+
+
+def prune_events(keep_after_seq: int) -> int:
+    """Delete events at or below ``keep_after_seq``; returns how many went."""
+    return PetitionEvent.delete().where(PetitionEvent.seq <= keep_after_seq).execute()

@@ -1,0 +1,197 @@
+"""Building the application (``make_app``) and running it until SIGTERM (``serve``, ``main``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+import peewee
+import tornado.httpserver
+import tornado.web
+
+from . import petition_store
+from .db_runner import DatabaseRunner
+from .handlers import auth, petitions, sockets, system
+from .handlers.base import NotFoundHandler
+from .hub import CLOSE_GOING_AWAY, SocketHub
+from .metrics import ServiceMetrics
+from .models import bind_database, close_database, open_database
+from .rate_limit import RateLimiter
+from .settings import Settings
+
+log = logging.getLogger("tornado_petitions")
+access_log = logging.getLogger("tornado_petitions.access")
+
+# How long shutdown waits for in-flight requests and closing sockets (seconds).
+SHUTDOWN_GRACE = 5.0
+
+
+class PetitionsApplication(tornado.web.Application):
+    """The Tornado application plus the services it owns, started and stopped together."""
+
+    def __init__(
+        self,
+        handlers: list,
+        *,
+        settings: Settings,
+        db: peewee.Database,
+        runner: DatabaseRunner,
+        hub: SocketHub,
+        publisher: Any,
+        metrics: ServiceMetrics,
+        **tornado_settings: Any,
+    ) -> None:
+        super().__init__(
+            handlers,
+            config=settings,
+            hub=hub,
+            publisher=publisher,
+            runner=runner,
+            metrics=metrics,
+            rate_limiter=RateLimiter(settings.rate_limits.window_seconds),
+            **tornado_settings,
+        )
+        self.config = settings
+        self.db = db
+        self.runner = runner
+        self.hub = hub
+        self.publisher = publisher
+        self.metrics = metrics
+        self.in_flight: set[tornado.web.RequestHandler] = set()
+
+    async def start(self) -> None:
+        """Start the hub's heartbeat (from the newest committed seq) and the Redis bridge, if any."""
+        _, newest = await self.runner.run(petition_store.log_bounds)
+        self.hub.start(newest)
+        if self.publisher is not self.hub:
+            await self.publisher.start()
+
+    async def shutdown(self) -> None:
+        """Close every socket with 1001, let in-flight requests finish, close the database."""
+        self.hub.close_all(CLOSE_GOING_AWAY, "server shutting down")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SHUTDOWN_GRACE
+        while (self.in_flight or _open_sockets(self.hub)) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        self.hub.stop()
+        if self.publisher is not self.hub:
+            await self.publisher.stop()
+        self.runner.shutdown()
+        close_database(self.db)
+
+
+def _open_sockets(hub: SocketHub) -> int:
+    return sum(hub.count(channel) for channel in ("user", "public", "admin"))
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """The access log line and request metrics; the path is logged without its query (tokens)."""
+    request = handler.request
+    status = handler.get_status()
+    seconds = request.request_time()
+    identity = getattr(handler, "identity", None)
+    access_log.info(
+        "%s %s %d %.1fms user=%s ip=%s",
+        request.method,
+        request.path,
+        status,
+        seconds * 1000,
+        identity.user_id if identity is not None else "-",
+        request.remote_ip,
+    )
+    metrics = handler.application.settings.get("metrics")
+    if metrics is not None:
+        metrics.request_done(getattr(handler, "route", "static"), request.method, status, seconds)
+
+
+def make_app(settings: Settings, db: peewee.Database | None = None) -> PetitionsApplication:
+    """Build the whole application from explicit settings; tests, benchmarks and ``main`` share it.
+
+    ``db`` defaults to the database ``settings.db_url`` names; tables are
+    created if missing.  Call ``await app.start()`` inside the running loop
+    before serving, and ``await app.shutdown()`` to stop.
+    """
+    db = db if db is not None else open_database(settings.db_url, pool_size=settings.db_workers + 2)
+    bind_database(db)
+    runner = DatabaseRunner(db, inline=settings.db_inline, workers=settings.db_workers)
+    metrics = ServiceMetrics()
+
+    async def load_user_list(user_id: int) -> list:
+        return await runner.run(petition_store.user_petitions, user_id)
+
+    async def load_events_after(seq: int, limit: int) -> list:
+        return await runner.run(petition_store.events_after, seq, limit)
+
+    hub = SocketHub(
+        load_user_list=load_user_list,
+        load_events_after=load_events_after,
+        metrics=metrics,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        max_sockets_per_user=settings.max_sockets_per_user,
+    )
+    publisher: Any = hub
+    if settings.redis_url:
+        from .redis_bridge import RedisBridge
+
+        publisher = RedisBridge(hub, settings.redis_url, settings.redis_channel)
+    routes = [
+        *auth.default_handlers,
+        *petitions.default_handlers,
+        *sockets.default_handlers,
+        *system.default_handlers,
+    ]
+    return PetitionsApplication(
+        routes,
+        settings=settings,
+        db=db,
+        runner=runner,
+        hub=hub,
+        publisher=publisher,
+        metrics=metrics,
+        default_handler_class=NotFoundHandler,
+        log_function=log_request,
+        xsrf_cookies=settings.xsrf_cookies,
+        websocket_max_message_size=settings.limits.ws_message_bytes,
+        compress_response=False,
+    )
+
+
+def make_server(app: PetitionsApplication) -> tornado.httpserver.HTTPServer:
+    """The HTTP server for ``app``: bodies up to 16x the API limit reach the handler's JSON 413."""
+    return tornado.httpserver.HTTPServer(
+        app,
+        max_body_size=max(1024 * 1024, app.config.limits.body_bytes * 16),
+        idle_connection_timeout=60,
+        body_timeout=30,
+    )
+
+
+async def serve(settings: Settings) -> None:
+    """Run the service until SIGTERM or SIGINT, then stop cleanly."""
+    app = make_app(settings)
+    await app.start()
+    server = make_server(app)
+    server.listen(settings.port, settings.host)
+    log.info("serving on port %d, database %s", settings.port, _safe_url(settings.db_url))
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    log.info("stopping: closing sockets, finishing requests")
+    server.stop()
+    await app.shutdown()
+    await server.close_all_connections()
+    log.info("stopped")
+
+
+def _safe_url(url: str) -> str:
+    """A database URL without its password, for logs."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        rest = credentials.split(":")[0] + ":***@" + host
+    return scheme + sep + rest

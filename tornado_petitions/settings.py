@@ -1,0 +1,61 @@
+"""Every tunable of the service in one dataclass, built once at start-up."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Size limits on what clients send (characters unless named otherwise)."""
+
+    title_min: int = 3
+    title_max: int = 200
+    description_max: int = 10_000
+    category_max: int = 100
+    location_max: int = 100
+    note_max: int = 2_000
+    name_max: int = 100
+    email_max: int = 254
+    password_min: int = 8
+    password_max: int = 1_000
+    body_bytes: int = 64 * 1024
+    ws_message_bytes: int = 4 * 1024
+    page_size_max: int = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class RateLimits:
+    """Attempts allowed per window; a setting so tests and operators can tune them."""
+
+    window_seconds: float = 60.0
+    login_per_email: int = 10
+    login_per_address: int = 50
+    register_per_address: int = 20
+    signatures_per_user: int = 60
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What ``serve`` accepts as flags or environment variables (see ``cli.py``)."""
+
+    port: int = 8000
+    host: str = ""
+    db_url: str = "sqlite:///petitions.db"
+    redis_url: str | None = None
+    redis_channel: str = "tornado_petitions"
+    allowed_origins: tuple[str, ...] = ()
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    max_sockets_per_user: int = 20
+    max_backlog: int = 1024 * 1024
+    max_replay: int = 10_000
+    token_ttl_seconds: float = 30 * 24 * 3600
+    secure_cookies: bool = False
+    xsrf_cookies: bool = True
+    db_workers: int = 4
+    # None: run database work inline for SQLite and in the executor otherwise.
+    db_inline: bool | None = None
+    log_level: str = "info"
+    limits: Limits = dataclasses.field(default_factory=Limits)
+    rate_limits: RateLimits = dataclasses.field(default_factory=RateLimits)
