@@ -36,8 +36,8 @@ class FieldReader:
             return None
         if strip:
             value = value.strip()
-        if "\x00" in value:
-            self.errors[name] = "must not contain NUL characters"
+        if "\x00" in value or not _is_utf8(value):
+            self.errors[name] = "must be UTF-8 text without NUL characters"
             return None
         if len(value) < min_len:
             self.errors[name] = f"must be at least {min_len} characters"
@@ -74,3 +74,12 @@ class FieldReader:
         if self.errors:
             names = ", ".join(sorted(self.errors))
             raise ApiError(422, "invalid_fields", f"invalid fields: {names}", fields=self.errors)
+
+
+def _is_utf8(value: str) -> bool:
+    """False for strings holding lone surrogates (JSON "\\ud800"), which no database can store."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

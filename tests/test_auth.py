@@ -1,0 +1,101 @@
+"""Accounts over HTTP: register, login, logout, me, token expiry and revocation, stored secrets."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+
+import pytest
+
+from tornado_petitions.accounts import hash_token, verify_password
+from tornado_petitions.models import AuthToken, User, utcnow
+
+
+@pytest.mark.gen_test
+async def test_register_login_me_logout(api):
+    registered = await api.register("Ann@Example.org", "Ann", "correct horse")
+    assert registered["user"] == {
+        "user_id": registered["user"]["user_id"], "email": "ann@example.org", "name": "Ann", "role": "citizen",
+    }
+    login = await api.post("/api/auth/login", {"email": "ann@example.org", "password": "correct horse"})
+    assert login.status == 200
+    token = login.body["token"]
+    assert token != registered["token"]
+    assert "petitions_session=" in login.headers.get("Set-Cookie")
+    assert "HttpOnly" in login.headers.get("Set-Cookie")
+    assert "SameSite=Lax" in login.headers.get("Set-Cookie")
+
+    me = await api.get("/api/me", token)
+    assert me.status == 200 and me.body["email"] == "ann@example.org"
+
+    logout = await api.post("/api/auth/logout", token=token)
+    assert logout.status == 204
+    after = await api.get("/api/me", token)
+    assert after.status == 401
+    assert after.body["error"]["code"] == "invalid_token"
+    # The other token of the same user still works: logout revokes one token.
+    assert (await api.get("/api/me", registered["token"])).status == 200
+
+
+@pytest.mark.gen_test
+async def test_secrets_are_stored_hashed(api, app):
+    registered = await api.register("bob@example.org", "Bob", "a long passphrase")
+    user = User.get(User.email == "bob@example.org")
+    assert "a long passphrase" not in user.password_hash
+    assert user.password_hash.startswith("scrypt$")
+    assert verify_password("a long passphrase", user.password_hash)
+    assert not verify_password("a long passphrasE", user.password_hash)
+    stored = [row.token_hash for row in AuthToken.select()]
+    assert registered["token"] not in stored
+    assert hash_token(registered["token"]) in stored
+
+
+@pytest.mark.gen_test
+async def test_wrong_password_and_unknown_email_look_the_same(api):
+    await api.register("cat@example.org", "Cat", "right password")
+    wrong = await api.post("/api/auth/login", {"email": "cat@example.org", "password": "wrong password"})
+    unknown = await api.post("/api/auth/login", {"email": "nobody@example.org", "password": "whatever1"})
+    assert wrong.status == unknown.status == 401
+    assert wrong.body == unknown.body
+
+
+@pytest.mark.gen_test
+async def test_duplicate_email_is_409(api):
+    await api.register("dan@example.org")
+    again = await api.post("/api/auth/register", {"email": "DAN@example.org", "name": "D", "password": "12345678"})
+    assert again.status == 409
+    assert again.body["error"]["code"] == "email_taken"
+
+
+@pytest.mark.gen_test
+async def test_register_names_every_invalid_field(api):
+    response = await api.post("/api/auth/register", {"email": "no-at-sign", "name": "", "password": "short"})
+    assert response.status == 422
+    assert set(response.body["error"]["fields"]) == {"email", "name", "password"}
+
+
+@pytest.mark.gen_test
+async def test_missing_and_bad_tokens_are_401(api):
+    assert (await api.get("/api/me")).status == 401
+    assert (await api.get("/api/me", "not-a-real-token")).status == 401
+    basic = await api.call("GET", "/api/me", headers={"Authorization": "Basic Zm9vOmJhcg=="})
+    assert basic.status == 401
+    assert basic.body["error"]["code"] == "unauthorized"
+
+
+class TestExpiry:
+    @pytest.fixture
+    def settings(self, settings):
+        return dataclasses.replace(settings, token_ttl_seconds=60)
+
+    @pytest.mark.gen_test
+    async def test_expired_token_is_401(self, api):
+        registered = await api.register("eve@example.org")
+        assert (await api.get("/api/me", registered["token"])).status == 200
+        past = utcnow() - datetime.timedelta(seconds=1)
+        AuthToken.update(expires_at=past).where(
+            AuthToken.token_hash == hash_token(registered["token"])
+        ).execute()
+        expired = await api.get("/api/me", registered["token"])
+        assert expired.status == 401
+        assert expired.body["error"]["code"] == "token_expired"
