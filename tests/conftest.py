@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import secrets
 from typing import Any
 
 import pytest
@@ -25,8 +27,61 @@ GENEROUS_RATES = RateLimits(
 )
 
 
+# The PostgreSQL server the tests create their databases on, and the Redis server they share.
+# Both must be running: a test that needs one FAILS when it is missing (CI has both).
+PG_SERVER_URL = os.environ.get("PETITIONS_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+REDIS_TEST_URL = os.environ.get("PETITIONS_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def _pg_admin(statement: str) -> None:
+    """Run one statement on the server's ``postgres`` database (CREATE/DROP DATABASE need autocommit)."""
+    import psycopg2
+
+    connection = psycopg2.connect(PG_SERVER_URL + "/postgres", connect_timeout=5)
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        connection.close()
+
+
 @pytest.fixture
-def db_url(tmp_path) -> str:
+def postgres_url():
+    """A fresh, empty PostgreSQL database for one test, dropped (connections and all) at teardown."""
+    name = "tp_" + secrets.token_hex(6)
+    _pg_admin(f"CREATE DATABASE {name}")
+    yield f"{PG_SERVER_URL}/{name}"
+    _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The shared Redis server; fails the test (not skips it) when Redis does not answer."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2)
+    try:
+        assert client.ping(), "Redis at %s does not answer PING" % REDIS_TEST_URL
+    finally:
+        client.close()
+    return REDIS_TEST_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_backend(request) -> str:
+    """Which database a test runs on: every test using ``db_url`` runs on both.
+
+    A test meaningful on one only says so with
+    ``@pytest.mark.parametrize("db_backend", ["sqlite"])``.
+    """
+    return request.param
+
+
+@pytest.fixture
+def db_url(request, db_backend, tmp_path) -> str:
+    if db_backend == "postgresql":
+        return request.getfixturevalue("postgres_url")
     return f"sqlite:///{tmp_path / 'petitions.db'}"
 
 

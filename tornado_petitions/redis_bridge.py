@@ -1,0 +1,209 @@
+"""Sharing committed events between processes through one Redis pub/sub channel.
+
+Every process publishes each event it commits to ``<prefix>:events`` and
+hands every event it receives there to its own hub, its own events
+included: the hub orders by seq and drops seqs it already delivered, so an
+event arriving twice (locally and from Redis) or late is harmless.
+
+Redis pub/sub delivers at most once, so Redis is only the fast path; the
+event log is the truth.  Whenever the subscription is (re)established, and
+every ``catch_up_interval`` seconds while it is not, the hub reads the log
+from the last seq it delivered.  Events this process fails to publish are
+kept (up to ``outbox_limit``) and published again once Redis answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from urllib.parse import urlparse
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from .events import Event
+from .hub import SocketHub
+
+log = logging.getLogger("tornado_petitions.redis")
+
+
+class RedisBridge:
+    """Publishes this process's committed events to Redis and feeds the hub what Redis carries.
+
+    Stands in for the hub as the application's ``publisher``: ``publish`` is
+    called right after a commit and never raises.
+    """
+
+    def __init__(
+        self,
+        hub: SocketHub,
+        redis_url: str,
+        channel_prefix: str,
+        *,
+        reconnect_min: float = 0.05,
+        reconnect_max: float = 5.0,
+        catch_up_interval: float = 1.0,
+        connected_sweep_interval: float = 5.0,
+        start_timeout: float = 2.0,
+        outbox_limit: int = 10_000,
+    ) -> None:
+        self.hub = hub
+        self.channel = f"{channel_prefix}:events"
+        self.subscribed = False
+        self.reconnect_min = reconnect_min  # seconds, doubled after each failed attempt
+        self.reconnect_max = reconnect_max
+        self.catch_up_interval = catch_up_interval  # seconds between log reads while unsubscribed
+        self.connected_sweep_interval = connected_sweep_interval  # ... and while subscribed
+        self.start_timeout = start_timeout
+        self.outbox_limit = outbox_limit
+        self._url = redis_url
+        self._where = urlparse(redis_url).hostname or redis_url
+        self._client: aioredis.Redis | None = None
+        self._outbox: list[str] = []
+        self._outbox_ready = asyncio.Event()
+        self._subscribed_once = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    # -- lifetime -----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect and subscribe; waits up to ``start_timeout`` seconds for the first subscription.
+
+        If Redis does not answer by then the process starts anyway: the hub
+        reads events from the log until the subscription comes up.
+        """
+        # redis-py's own retries would reconnect and resubscribe silently;
+        # this class reconnects itself so it knows when to read the log.
+        self._client = aioredis.Redis.from_url(
+            self._url,
+            retry=Retry(NoBackoff(), 0),
+            socket_connect_timeout=2.0,
+            socket_keepalive=True,
+            health_check_interval=10,
+        )
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="redis-listen"),
+            asyncio.create_task(self._send(), name="redis-send"),
+            asyncio.create_task(self._sweep(), name="redis-sweep"),
+        ]
+        try:
+            await asyncio.wait_for(self._subscribed_once.wait(), self.start_timeout)
+        except TimeoutError:
+            log.warning("redis at %s not reachable yet: serving, reading events from the log", self._where)
+
+    async def stop(self) -> None:
+        """Publish what is still queued (for at most a second), then disconnect."""
+        send_task = self._tasks[1] if len(self._tasks) > 1 else None
+        for task in self._tasks:
+            if task is not send_task:
+                task.cancel()
+        if send_task is not None:
+            if self._outbox:
+                self._outbox_ready.set()
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 1.0
+                while self._outbox and loop.time() < deadline and not send_task.done():
+                    await asyncio.sleep(0.01)
+            send_task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- publishing ---------------------------------------------------------
+
+    def publish(self, event: Event) -> None:
+        """Deliver a just-committed event to local sockets now and queue it for the other processes."""
+        self.hub.publish(event)
+        self._outbox.append(event.to_wire())
+        if len(self._outbox) > self.outbox_limit:
+            # The dropped ones are in the log: other processes read them from there.
+            del self._outbox[: len(self._outbox) - self.outbox_limit]
+        self._outbox_ready.set()
+
+    async def _send(self) -> None:
+        """Publish queued events in batches; on failure keep them and retry with backoff."""
+        delay = self.reconnect_min
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            while self._outbox:
+                batch, self._outbox = self._outbox, []
+                try:
+                    async with self._client.pipeline(transaction=False) as pipe:
+                        for message in batch:
+                            pipe.publish(self.channel, message)
+                        await pipe.execute()
+                    delay = self.reconnect_min
+                except (RedisError, OSError) as error:
+                    self._outbox[:0] = batch
+                    del self._outbox[: max(0, len(self._outbox) - self.outbox_limit)]
+                    log.warning(
+                        "publishing %d event(s) to redis failed (%s); retrying in %.2fs",
+                        len(self._outbox),
+                        error,
+                        delay,
+                    )
+                    await asyncio.sleep(_jitter(delay))
+                    delay = min(delay * 2, self.reconnect_max)
+
+    # -- receiving ----------------------------------------------------------
+
+    async def _listen(self) -> None:
+        """Stay subscribed: reconnect with backoff and read the log each time the subscription is up."""
+        delay = self.reconnect_min
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                async for message in pubsub.listen():
+                    kind = message["type"]
+                    if kind == "message":
+                        self._receive(message["data"])
+                    elif kind == "subscribe":
+                        # Subscribed from here on: what was published before is in the log.
+                        self.subscribed = True
+                        delay = self.reconnect_min
+                        log.info("subscribed to redis channel %s at %s", self.channel, self._where)
+                        await self.hub.catch_up()
+                        self._subscribed_once.set()
+            except (RedisError, OSError) as error:
+                log.warning(
+                    "redis subscription to %s lost (%s); reconnecting in %.2fs", self.channel, error, delay
+                )
+            finally:
+                self.subscribed = False
+                await _close_quietly(pubsub)
+            await asyncio.sleep(_jitter(delay))
+            delay = min(delay * 2, self.reconnect_max)
+
+    def _receive(self, data: bytes) -> None:
+        try:
+            event = Event.from_wire(data)
+        except (ValueError, TypeError) as error:
+            log.warning("ignoring a malformed message on %s: %s", self.channel, error)
+            return
+        self.hub.publish(event)
+
+    async def _sweep(self) -> None:
+        """Read the log now and then: often while unsubscribed, rarely (a safety net) while subscribed."""
+        while True:
+            interval = self.connected_sweep_interval if self.subscribed else self.catch_up_interval
+            await asyncio.sleep(interval)
+            await self.hub.catch_up()
+
+
+def _jitter(delay: float) -> float:
+    """``delay`` seconds, give or take a quarter, so processes do not reconnect in step."""
+    return delay * random.uniform(0.75, 1.25)
+
+
+async def _close_quietly(pubsub: aioredis.client.PubSub) -> None:
+    try:
+        await pubsub.aclose()
+    except (RedisError, OSError):
+        pass
