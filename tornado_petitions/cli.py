@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import logging
 import os
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(_env("PETITIONS_DB_WORKERS", _DEFAULTS.db_workers)),
         help="threads for database work off the event loop (env PETITIONS_DB_WORKERS)",
     )
+    _add_limits(serve)
     serve.add_argument(
         "--log-level",
         default=_env("PETITIONS_LOG_LEVEL", _DEFAULTS.log_level),
@@ -122,6 +124,69 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--keep", type=int, required=True, help="how many newest events to keep")
     _add_db(prune)
     return parser
+
+
+# (flag, environment variable, Limits or RateLimits field, help) of each limit ``serve`` accepts.
+_SIZE_FLAGS = (
+    ("--max-body-bytes", "PETITIONS_MAX_BODY_BYTES", "body_bytes", "largest request body; larger is 413"),
+    (
+        "--max-ws-message-bytes",
+        "PETITIONS_MAX_WS_MESSAGE_BYTES",
+        "ws_message_bytes",
+        "largest client WebSocket message; larger closes the socket 1009",
+    ),
+)
+_RATE_FLAGS = (
+    ("--rate-window", "PETITIONS_RATE_WINDOW", "window_seconds", "seconds of each rate-limit window"),
+    (
+        "--login-per-email",
+        "PETITIONS_LOGIN_PER_EMAIL",
+        "login_per_email",
+        "sign-in attempts per email per window",
+    ),
+    (
+        "--login-per-address",
+        "PETITIONS_LOGIN_PER_ADDRESS",
+        "login_per_address",
+        "sign-in attempts per client address per window",
+    ),
+    (
+        "--register-per-address",
+        "PETITIONS_REGISTER_PER_ADDRESS",
+        "register_per_address",
+        "registrations per client address per window",
+    ),
+    (
+        "--signatures-per-user",
+        "PETITIONS_SIGNATURES_PER_USER",
+        "signatures_per_user",
+        "signatures per user per window",
+    ),
+)
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    for flags, defaults in ((_SIZE_FLAGS, _DEFAULTS.limits), (_RATE_FLAGS, _DEFAULTS.rate_limits)):
+        for flag, variable, field, text in flags:
+            default = getattr(defaults, field)
+            parser.add_argument(
+                flag,
+                type=type(default),
+                default=type(default)(_env(variable, default)),
+                help=f"{text} (env {variable})",
+            )
+
+
+def _limits_from_args(args: argparse.Namespace) -> dict:
+    """The ``limits`` and ``rate_limits`` settings the limit flags ask for."""
+
+    def values(flags: tuple) -> dict:
+        return {field: getattr(args, flag[2:].replace("-", "_")) for flag, _, field, _ in flags}
+
+    return {
+        "limits": dataclasses.replace(_DEFAULTS.limits, **values(_SIZE_FLAGS)),
+        "rate_limits": dataclasses.replace(_DEFAULTS.rate_limits, **values(_RATE_FLAGS)),
+    }
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
@@ -149,6 +214,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         secure_cookies=args.secure_cookies,
         db_workers=args.db_workers,
         log_level=args.log_level,
+        **_limits_from_args(args),
     )
 
 

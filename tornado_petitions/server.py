@@ -13,7 +13,7 @@ import tornado.web
 
 from . import petition_store
 from .db_runner import DatabaseRunner
-from .handlers import auth, petitions, sockets, system
+from .handlers import auth, openapi, petitions, sockets, system
 from .handlers.base import NotFoundHandler
 from .hub import CLOSE_GOING_AWAY, SocketHub
 from .metrics import ServiceMetrics
@@ -142,6 +142,7 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
         *petitions.default_handlers,
         *sockets.default_handlers,
         *system.default_handlers,
+        *openapi.default_handlers,
     ]
     return PetitionsApplication(
         routes,

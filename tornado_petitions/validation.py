@@ -25,7 +25,10 @@ class FieldReader:
         required: bool = True,
         strip: bool = True,
     ) -> str | None:
-        """A string field within ``min_len``..``max_len`` characters; None when optional and absent."""
+        """A string field of at most ``max_len`` characters as sent and ``min_len`` once trimmed.
+
+        None when optional and absent (or blank).
+        """
         value = self.body.get(name)
         if value is None:
             if required:
@@ -34,6 +37,9 @@ class FieldReader:
         if not isinstance(value, str):
             self.errors[name] = "must be a string"
             return None
+        if len(value) > max_len:
+            self.errors[name] = f"must be at most {max_len} characters"
+            return None
         if strip:
             value = value.strip()
         if "\x00" in value or not _is_utf8(value):
@@ -41,9 +47,6 @@ class FieldReader:
             return None
         if len(value) < min_len:
             self.errors[name] = f"must be at least {min_len} characters"
-            return None
-        if len(value) > max_len:
-            self.errors[name] = f"must be at most {max_len} characters"
             return None
         if not value and not required:
             return None

@@ -154,8 +154,16 @@ class BaseHandler(ServiceMixin, tornado.web.RequestHandler):
         self.set_status(error.status)
         for name, value in error.headers.items():
             self.set_header(name, value)
+        if error.status == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(wire.dumps(error.body()))
+
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        """The methods this handler implements, for the ``Allow`` header of a 405 (RFC 9110)."""
+        base = tornado.web.RequestHandler
+        return [m for m in cls.SUPPORTED_METHODS if getattr(cls, m.lower()) is not getattr(base, m.lower())]
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, ApiError):
@@ -188,7 +196,7 @@ def _api_error(status_code: int, exc_info: Any) -> ApiError:
             if error.args and error.log_message:
                 message = error.log_message % error.args
             code = _ERROR_CODES.get(error.status_code, "error")
-            if error.status_code == 403 and "XSRF" in (error.log_message or ""):
+            if error.status_code == 403 and "xsrf" in (error.log_message or "").lower():
                 code = "xsrf_failed"
             return ApiError(error.status_code, code, message)
     if status_code >= 500:

@@ -73,10 +73,11 @@ class PetitionsHandler(ChangeHandler):
             errors["status"] = "must be one of " + ", ".join(STATUSES)
         query["status"] = status
         for name, limit in (("category", self.config.limits.category_max), ("q", 200)):
-            value = self.get_query_argument(name, None)
+            # Limited as sent, then trimmed (Tornado has already turned control characters to spaces).
+            value = self.get_query_argument(name, None, strip=False)
             if value is not None and len(value) > limit:
                 errors[name] = f"must be at most {limit} characters"
-            query["text" if name == "q" else name] = value or None
+            query["text" if name == "q" else name] = (value or "").strip() or None
         if errors:
             raise ApiError(
                 422, "invalid_fields", "invalid query: " + ", ".join(sorted(errors)), fields=errors

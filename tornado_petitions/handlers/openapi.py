@@ -1,0 +1,20 @@
+"""``GET /api/openapi.json``: the OpenAPI 3 document of the HTTP API."""
+
+from __future__ import annotations
+
+from ..openapi import document_json
+from .base import BaseHandler
+
+
+class OpenApiHandler(BaseHandler):
+    """Serves the document built from this server's settings (its limits are the real ones)."""
+
+    route = "/api/openapi.json"
+
+    def get(self) -> None:
+        self.finish(document_json(self.config))
+
+
+default_handlers = [
+    (r"/api/openapi\.json", OpenApiHandler),
+]

@@ -1,0 +1,531 @@
+"""The OpenAPI 3 document of the HTTP API, built from the settings so its limits are the server's.
+
+``GET /api/openapi.json`` serves it; ``tests/test_openapi.py`` checks that
+every documented operation is routed and every HTTP route documented, and
+``tests/test_schemathesis.py`` checks the live server against it.
+
+Text fields are trimmed of surrounding whitespace before their length is
+checked, and may not hold NUL characters; the ``pattern``s below say so, so
+that a request the document calls valid is one the server accepts.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from . import wire
+from .events import KINDS
+from .lifecycle import NOTE_REQUIRED, STATUSES, TRANSITIONS
+from .settings import Settings
+
+# Path ids are up to 15 digits; the ``author`` and ``cursor`` filters accept up to 10**15.
+_MAX_ID = 10**15 - 1
+_MAX_FILTER = 10**15
+
+# No NUL anywhere.
+_NO_NUL = r"^[^\x00]*$"
+# At least one non-blank character (the server trims), no NUL.
+_NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+# At least three characters once trimmed, no NUL.
+_THREE_AFTER_TRIM = r"^[^\x00]*[^\s\x00][^\x00]+[^\s\x00][^\x00]*$"
+# What the server takes for an email: an "@" neither first nor last once trimmed.
+_EMAIL = r"^\s*[^\s@\x00][^\x00]*@[^\x00]*[^\s@\x00]\s*$"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _text(max_len: int, pattern: str = _NO_NUL, **extra: Any) -> dict:
+    return {"type": "string", "maxLength": max_len, "pattern": pattern, **extra}
+
+
+def _object(properties: dict, required: list[str] | None = None, **extra: Any) -> dict:
+    """A response object: exactly these properties, so an undocumented field fails the tests."""
+    schema = {"type": "object", "properties": properties, "additionalProperties": False, **extra}
+    schema["required"] = required if required is not None else list(properties)
+    return schema
+
+
+def _json(schema: dict) -> dict:
+    return {"application/json": {"schema": schema}}
+
+
+def _error(description: str, headers: dict | None = None) -> dict:
+    response: dict = {"description": description, "content": _json(_ref("Error"))}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+_SET_COOKIE = {
+    "Set-Cookie": {
+        "description": "The web page's session cookie `petitions_session` (HttpOnly, SameSite=Lax).",
+        "schema": {"type": "string"},
+    }
+}
+
+_ERRORS = {
+    "400": _error("The body is not valid JSON (`malformed_json`)."),
+    "401": _error(
+        "No token, or an unknown, revoked or expired one (`unauthorized`, `invalid_token`, `token_expired`)."
+    ),
+    "403": _error(
+        "Not allowed: an admin operation by a citizen (`forbidden`), or a cookie-authenticated "
+        "request without the XSRF token (`xsrf_failed`)."
+    ),
+    "404": _error("No such petition (`not_found`)."),
+    "413": _error("The body is larger than the configured limit (`payload_too_large`)."),
+    "422": _error("Invalid fields (`invalid_fields`, `invalid_body`); `fields` names each bad one."),
+    "429": _error("Too many attempts (`too_many_requests`); wait `Retry-After` seconds.", _RETRY_AFTER),
+}
+
+
+def _errors(*statuses: str) -> dict:
+    return {status: _ERRORS[status] for status in statuses}
+
+
+def _schemas(settings: Settings) -> dict:
+    limits = settings.limits
+    nullable_text = {"type": "string", "nullable": True}
+    return {
+        "Error": _object(
+            {
+                "error": _object(
+                    {
+                        "code": {"type": "string", "description": "Stable, machine-readable."},
+                        "message": {"type": "string", "description": "For people."},
+                        "fields": {
+                            "type": "object",
+                            "additionalProperties": {"type": "string"},
+                            "description": "422 only: what is wrong with each invalid field.",
+                        },
+                        "allowed": {
+                            "type": "array",
+                            "items": {"type": "string", "enum": list(STATUSES)},
+                            "description": "Lifecycle 409 only: the statuses the petition may move to.",
+                        },
+                    },
+                    required=["code", "message"],
+                )
+            }
+        ),
+        "User": _object(
+            {
+                "user_id": {"type": "integer", "minimum": 1},
+                "email": {"type": "string"},
+                "name": {"type": "string"},
+                "role": {"type": "string", "enum": ["citizen", "admin"]},
+            }
+        ),
+        "SignedIn": _object(
+            {
+                "user": _ref("User"),
+                "token": {"type": "string", "description": "Send as `Authorization: Bearer <token>`."},
+            }
+        ),
+        "Person": _object({"user_id": {"type": "integer", "minimum": 1}, "name": {"type": "string"}}),
+        "Petition": _object(
+            {
+                "petition_id": {"type": "integer", "minimum": 1},
+                "title": {"type": "string"},
+                "description": {"type": "string"},
+                "category": nullable_text,
+                "location": nullable_text,
+                "author": _ref("Person"),
+                "status": {"type": "string", "enum": list(STATUSES)},
+                "signature_count": {"type": "integer", "minimum": 0},
+                "version": {"type": "integer", "minimum": 1},
+                "submitted_at": {"type": "string", "format": "date-time"},
+                "updated_at": {"type": "string", "format": "date-time"},
+                "response": {"type": "string", "description": "The admin's latest public note, once set."},
+            },
+            required=[
+                "petition_id",
+                "title",
+                "description",
+                "category",
+                "location",
+                "author",
+                "status",
+                "signature_count",
+                "version",
+                "submitted_at",
+                "updated_at",
+            ],
+        ),
+        "PetitionPage": _object(
+            {
+                "petitions": {"type": "array", "items": _ref("Petition")},
+                "next_cursor": {
+                    "type": "integer",
+                    "nullable": True,
+                    "description": "Pass as `cursor` for the next page; null on the last page.",
+                },
+            }
+        ),
+        "PetitionList": _object({"petitions": {"type": "array", "items": _ref("Petition")}}),
+        "HistoryEntry": _object(
+            {
+                "seq": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "The event's place in the global log.",
+                },
+                "event": {"type": "string", "enum": list(KINDS)},
+                "actor": _ref("Person"),
+                "from_status": {"type": "string", "enum": list(STATUSES), "nullable": True},
+                "to_status": {"type": "string", "enum": list(STATUSES), "nullable": True},
+                "note": nullable_text,
+                "at": {"type": "string", "format": "date-time"},
+            }
+        ),
+        "History": _object({"events": {"type": "array", "items": _ref("HistoryEntry")}}),
+        "Health": _object(
+            {
+                "ok": {"type": "boolean"},
+                "database": {"type": "string", "enum": ["ok", "unavailable"]},
+                "seq": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Newest event this process has seen.",
+                },
+            }
+        ),
+        "Register": {
+            "type": "object",
+            "required": ["email", "name", "password"],
+            "properties": {
+                "email": _text(limits.email_max, _EMAIL),
+                "name": _text(limits.name_max, _NOT_BLANK),
+                "password": _text(limits.password_max, minLength=limits.password_min),
+            },
+        },
+        "Login": {
+            "type": "object",
+            "required": ["email", "password"],
+            "properties": {
+                "email": _text(limits.email_max, _NOT_BLANK),
+                "password": _text(limits.password_max, minLength=1),
+            },
+        },
+        "NewPetition": {
+            "type": "object",
+            "required": ["title", "description"],
+            "properties": {
+                "title": _text(limits.title_max, _THREE_AFTER_TRIM, minLength=limits.title_min),
+                "description": _text(limits.description_max, _NOT_BLANK),
+                "category": _text(limits.category_max, nullable=True),
+                "location": _text(limits.location_max, nullable=True),
+            },
+        },
+        "StatusChange": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": {"type": "string", "enum": list(STATUSES)},
+                "note": _text(limits.note_max, nullable=True, description="The public response."),
+                "version": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 2**31 - 1,
+                    "nullable": True,
+                    "description": "The version you saw; 409 if the petition has moved on since.",
+                },
+            },
+            # Moving to a status that needs an explanation needs a non-blank note.
+            "anyOf": [
+                {"properties": {"status": {"not": {"enum": sorted(NOTE_REQUIRED)}}}},
+                {"required": ["note"], "properties": {"note": {"type": "string", "pattern": _NOT_BLANK}}},
+            ],
+        },
+    }
+
+
+def _id_parameter() -> dict:
+    return {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "description": "A petition id.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
+    }
+
+
+def _query(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _paths(settings: Settings) -> dict:
+    limits = settings.limits
+    public: list = []
+    body = {
+        name: {"required": True, "content": _json(_ref(name))}
+        for name in ("Register", "Login", "NewPetition", "StatusChange")
+    }
+    petition = {"description": "The petition as it stands now.", "content": _json(_ref("Petition"))}
+    lifecycle = "; ".join(f"{origin} -> {', '.join(targets)}" for origin, targets in TRANSITIONS.items())
+    return {
+        "/api/auth/register": {
+            "post": {
+                "operationId": "register",
+                "tags": ["accounts"],
+                "summary": "Create a citizen account and sign in",
+                "description": "Also sets the web page's session cookie. Rate limited per client address.",
+                "security": public,
+                "requestBody": body["Register"],
+                "responses": {
+                    "201": {
+                        "description": "Registered and signed in.",
+                        "headers": _SET_COOKIE,
+                        "content": _json(_ref("SignedIn")),
+                    },
+                    **_errors("400"),
+                    "409": _error("An account with this email exists (`email_taken`)."),
+                    **_errors("413", "422", "429"),
+                },
+            }
+        },
+        "/api/auth/login": {
+            "post": {
+                "operationId": "login",
+                "tags": ["accounts"],
+                "summary": "Sign in with email and password",
+                "description": "Also sets the session cookie. Rate limited per email and per client address.",
+                "security": public,
+                "requestBody": body["Login"],
+                "responses": {
+                    "200": {
+                        "description": "Signed in.",
+                        "headers": _SET_COOKIE,
+                        "content": _json(_ref("SignedIn")),
+                    },
+                    "400": _ERRORS["400"],
+                    "401": _error("Wrong email or password (`bad_credentials`)."),
+                    **_errors("413", "422", "429"),
+                },
+            }
+        },
+        "/api/auth/logout": {
+            "post": {
+                "operationId": "logout",
+                "tags": ["accounts"],
+                "summary": "Revoke the caller's token",
+                "description": "Sockets opened with the token are closed with code 4401.",
+                "responses": {"204": {"description": "Signed out."}, **_errors("401", "403")},
+            }
+        },
+        "/api/me": {
+            "get": {
+                "operationId": "me",
+                "tags": ["accounts"],
+                "summary": "The signed-in user",
+                "responses": {
+                    "200": {"description": "The caller.", "content": _json(_ref("User"))},
+                    **_errors("401"),
+                },
+            }
+        },
+        "/api/petitions": {
+            "get": {
+                "operationId": "listPetitions",
+                "tags": ["petitions"],
+                "summary": "Petitions, newest first, a page at a time",
+                "security": public,
+                "parameters": [
+                    _query("status", {"type": "string", "enum": list(STATUSES)}, "Only this status."),
+                    _query(
+                        "author", {"type": "integer", "minimum": 1, "maximum": _MAX_FILTER}, "Only this author."
+                    ),
+                    _query(
+                        "category",
+                        {"type": "string", "maxLength": limits.category_max},
+                        "Only this category.",
+                    ),
+                    _query("q", {"type": "string", "maxLength": 200}, "Text in the title or description."),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": limits.page_size_max, "default": 20},
+                        "Page size.",
+                    ),
+                    _query(
+                        "cursor",
+                        {"type": "integer", "minimum": 1, "maximum": _MAX_FILTER},
+                        "`next_cursor` of the previous page.",
+                    ),
+                ],
+                "responses": {
+                    "200": {"description": "One page.", "content": _json(_ref("PetitionPage"))},
+                    "422": _error("An invalid filter (`invalid_fields`); `fields` names it."),
+                },
+            },
+            "post": {
+                "operationId": "filePetition",
+                "tags": ["petitions"],
+                "summary": "File a petition (status `submitted`)",
+                "requestBody": body["NewPetition"],
+                "responses": {
+                    "201": {"description": "Filed.", "content": _json(_ref("Petition"))},
+                    **_errors("400", "401", "403", "413", "422"),
+                },
+            },
+        },
+        "/api/petitions/my": {
+            "get": {
+                "operationId": "myPetitions",
+                "tags": ["petitions"],
+                "summary": "The caller's own petitions, newest first",
+                "responses": {
+                    "200": {
+                        "description": "Every petition the caller filed.",
+                        "content": _json(_ref("PetitionList")),
+                    },
+                    **_errors("401"),
+                },
+            }
+        },
+        "/api/petitions/{id}": {
+            "parameters": [_id_parameter()],
+            "get": {
+                "operationId": "getPetition",
+                "tags": ["petitions"],
+                "summary": "One petition",
+                "security": public,
+                "responses": {"200": petition, **_errors("404")},
+            },
+        },
+        "/api/petitions/{id}/events": {
+            "parameters": [_id_parameter()],
+            "get": {
+                "operationId": "petitionHistory",
+                "tags": ["petitions"],
+                "summary": "Who changed what, when, with which note (oldest first)",
+                "security": public,
+                "responses": {
+                    "200": {"description": "The petition's history.", "content": _json(_ref("History"))},
+                    **_errors("404"),
+                },
+            },
+        },
+        "/api/petitions/{id}/status": {
+            "parameters": [_id_parameter()],
+            "patch": {
+                "operationId": "changeStatus",
+                "tags": ["petitions"],
+                "summary": "Move a petition along its lifecycle (admins)",
+                "description": f"Allowed moves: {lifecycle}. Moving to `rejected` needs a note.",
+                "requestBody": body["StatusChange"],
+                "responses": {
+                    "200": petition,
+                    **_errors("400", "401", "403", "404"),
+                    "409": _error(
+                        "A move the lifecycle forbids (`invalid_transition`, with `allowed`), or "
+                        "`version` is stale (`version_conflict`)."
+                    ),
+                    **_errors("413", "422"),
+                },
+            },
+        },
+        "/api/petitions/{id}/signatures": {
+            "parameters": [_id_parameter()],
+            "post": {
+                "operationId": "sign",
+                "tags": ["signatures"],
+                "summary": "Sign the petition",
+                "description": "Rate limited per user.",
+                "responses": {
+                    "201": petition,
+                    **_errors("401", "403", "404"),
+                    "409": _error("Already signed (`already_signed`)."),
+                    **_errors("429"),
+                },
+            },
+            "delete": {
+                "operationId": "withdrawSignature",
+                "tags": ["signatures"],
+                "summary": "Withdraw the caller's signature",
+                "responses": {
+                    "200": petition,
+                    **_errors("401", "403"),
+                    "404": _error("No such petition (`not_found`), or not signed (`not_signed`)."),
+                },
+            },
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "health",
+                "tags": ["operations"],
+                "summary": "Liveness, and whether the database answers",
+                "security": public,
+                "responses": {
+                    "200": {"description": "Up, database answering.", "content": _json(_ref("Health"))},
+                    "503": {"description": "The database does not answer.", "content": _json(_ref("Health"))},
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "tags": ["operations"],
+                "summary": "Prometheus text exposition",
+                "security": public,
+                "responses": {
+                    "200": {
+                        "description": "Every metric of this process.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "tags": ["operations"],
+                "summary": "This document",
+                "security": public,
+                "responses": {
+                    "200": {"description": "OpenAPI 3.0 document.", "content": _json({"type": "object"})}
+                },
+            }
+        },
+    }
+
+
+def build_document(settings: Settings) -> dict:
+    """The whole OpenAPI 3.0 document for a server running with ``settings``."""
+    from . import __version__
+
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "tornado_petitions",
+            "version": __version__,
+            "description": (
+                'Citizen petitions over HTTP JSON. Every error is `{"error": {"code", "message"}}`. '
+                "Authenticate with `Authorization: Bearer <token>` from register or login; the web page "
+                "uses the `petitions_session` cookie instead, and then must echo the `_xsrf` cookie in an "
+                "`X-XSRFToken` header on POST, PATCH and DELETE. Live updates are WebSockets "
+                "(`/ws/petitions`, `/ws/petitions/my/{user_id}`, `/ws/admin`), described in the README."
+            ),
+        },
+        "security": [{"bearerAuth": []}],
+        "paths": _paths(settings),
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "schemas": _schemas(settings),
+        },
+    }
+
+
+@functools.lru_cache(maxsize=8)
+def document_json(settings: Settings) -> str:
+    """``build_document`` encoded once per settings (settings are frozen, so hashable)."""
+    return wire.dumps(build_document(settings))
