@@ -10,7 +10,6 @@ import schemathesis
 import tornado.web
 import tornado.websocket
 
-from tornado_petitions.handlers.page import PageHandler
 from tornado_petitions.openapi import build_document
 from tornado_petitions.server import make_app
 from tornado_petitions.settings import Limits, Settings
@@ -27,9 +26,9 @@ def http_routes(app: tornado.web.Application) -> list[tuple[re.Pattern, type]]:
     routes = []
     for rule in app.wildcard_router.rules:
         target = rule.target
-        if issubclass(
-            target, tornado.websocket.WebSocketHandler | tornado.web.StaticFileHandler | PageHandler
-        ):
+        if issubclass(target, tornado.websocket.WebSocketHandler | tornado.web.StaticFileHandler):
+            continue
+        if rule.matcher.regex.fullmatch("/"):
             continue
         routes.append((rule.matcher.regex, target))
     return routes
