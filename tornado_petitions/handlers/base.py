@@ -93,6 +93,19 @@ class ServiceMixin:
     def client_address(self) -> str:
         return self.request.remote_ip or "unknown"
 
+    def _request_summary(self) -> str:
+        # Tornado's summary (in its warning and error lines) shows the query, where a ?token= may be.
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Tornado's logging of a failed request, minus the request's ``repr`` (its query string)."""
+        if isinstance(value, ApiError):
+            return
+        if isinstance(value, tornado.web.HTTPError):
+            super().log_exception(typ, value, tb)  # type: ignore[misc]
+            return
+        log.error("uncaught exception %s", self._request_summary(), exc_info=(typ, value, tb))
+
 
 class BaseHandler(ServiceMixin, tornado.web.RequestHandler):
     """HTTP JSON handlers: body parsing, authentication, XSRF for cookie sessions, JSON errors."""

@@ -14,6 +14,7 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
+import tornado.web
 import tornado.websocket
 from tornado.iostream import StreamBufferFullError, StreamClosedError
 
@@ -107,8 +108,12 @@ class ChannelSocketHandler(ServiceMixin, tornado.websocket.WebSocketHandler):
         raise NotImplementedError
 
     def since(self) -> int | None:
-        raw = self.get_query_argument("since", None)
-        if raw is None or not raw.isdigit() or len(raw) > 18:
+        """``?since=N``, or None when absent or not a plain decimal number (after the upgrade, never 400)."""
+        try:
+            raw = self.get_query_argument("since", None)
+        except tornado.web.HTTPError:  # not UTF-8
+            return None
+        if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 18:
             return None
         return int(raw)
 
