@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from typing import Any
 
@@ -13,7 +14,7 @@ import tornado.web
 
 from . import petition_store
 from .db_runner import DatabaseRunner
-from .handlers import auth, openapi, petitions, sockets, system
+from .handlers import auth, openapi, page, petitions, sockets, system
 from .handlers.base import NotFoundHandler
 from .hub import CLOSE_GOING_AWAY, SocketHub
 from .metrics import ServiceMetrics
@@ -26,6 +27,8 @@ access_log = logging.getLogger("tornado_petitions.access")
 
 # How long shutdown waits for in-flight requests and closing sockets (seconds).
 SHUTDOWN_GRACE = 5.0
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 class PetitionsApplication(tornado.web.Application):
@@ -143,6 +146,7 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
         *sockets.default_handlers,
         *system.default_handlers,
         *openapi.default_handlers,
+        *page.default_handlers,
     ]
     return PetitionsApplication(
         routes,
@@ -157,6 +161,8 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
         xsrf_cookies=settings.xsrf_cookies,
         websocket_max_message_size=settings.limits.ws_message_bytes,
         compress_response=False,
+        template_path=os.path.join(_PACKAGE_DIR, "templates"),
+        static_path=os.path.join(_PACKAGE_DIR, "static"),
     )
 
 

@@ -1,0 +1,329 @@
+"""The web page in real Chromium (Debian's, driven by Playwright): live through a whole lifecycle.
+
+The service runs as ``python -m tornado_petitions serve`` in a subprocess, so
+restarting it is a real SIGTERM and start; the pages are never reloaded.
+Screenshots land in ``test-output/browser/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright
+
+from tests.browser import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    OUTPUT,
+    ServiceProcess,
+    free_port,
+)
+
+PASSWORD = "a long password"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Chromium is missing: run scripts/install-test-deps.sh (make test does)"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def service(tmp_path) -> Iterator[ServiceProcess]:
+    server = ServiceProcess(tmp_path / "petitions.db", tmp_path / "server.log")
+    server.create_user(ADMIN_EMAIL, "Ada Admin", ADMIN_PASSWORD, admin=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+class PageErrors:
+    """Uncaught script errors of the pages under test: a test fails if any page threw."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def watch(self, page: Page) -> Page:
+        page.on("pageerror", lambda error: self.errors.append(f"{page.url}: {error}"))
+        return page
+
+
+@pytest.fixture
+def page_errors() -> Iterator[PageErrors]:
+    watcher = PageErrors()
+    yield watcher
+    assert watcher.errors == []
+
+
+def open_page(browser: Browser, service: ServiceProcess, errors: PageErrors, **options) -> Page:
+    context = browser.new_context(viewport=options.pop("viewport", {"width": 1200, "height": 900}), **options)
+    context.set_default_timeout(10_000)
+    page = errors.watch(context.new_page())
+    page.goto(service.base_url + "/")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "offline")
+    return page
+
+
+def register(page: Page, name: str, email: str) -> None:
+    page.get_by_label("Your name").fill(name)
+    page.locator("#register-email").fill(email)
+    page.locator("#register-password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator("#account-name")).to_have_text(name)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+
+
+def sign_in(page: Page, email: str, password: str) -> None:
+    page.locator("#login-email").fill(email)
+    page.locator("#login-password").fill(password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+
+
+def file_petition(page: Page, title: str, description: str) -> int:
+    page.get_by_label("Title").fill(title)
+    page.get_by_label("What should change, and why?").fill(description)
+    page.get_by_role("button", name="File petition").click()
+    card = page.locator("#mine-list .card", has_text=title)
+    expect(card).to_be_visible()
+    return int(card.get_attribute("data-petition-id"))
+
+
+def card(page: Page, list_id: str, petition_id: int):
+    return page.locator(f"#{list_id} [data-petition-id='{petition_id}']")
+
+
+def screenshot(page: Page, name: str) -> None:
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUTPUT / name), full_page=True)
+
+
+def test_citizen_and_admin_stay_live_through_a_server_restart(browser, service, page_errors, tmp_path):
+    citizen = open_page(browser, service, page_errors)
+    admin = open_page(browser, service, page_errors)
+    socket_urls: list[str] = []
+    for page in (citizen, admin):
+        page.on("websocket", lambda ws: socket_urls.append(ws.url))
+
+    register(citizen, "Carla Citizen", "carla@example.org")
+    sign_in(admin, ADMIN_EMAIL, ADMIN_PASSWORD)
+    expect(admin.locator("#dashboard")).to_be_visible()
+    expect(admin.locator("#dashboard-empty")).to_be_visible()
+
+    # Filed in one browser, on the admin's dashboard without a reload.
+    petition_id = file_petition(citizen, "Fix the streetlight on Elm Street", "It has been dark for weeks.")
+    on_dashboard = card(admin, "dashboard-list", petition_id)
+    expect(on_dashboard).to_contain_text("Fix the streetlight on Elm Street")
+    expect(on_dashboard.locator(".badge")).to_have_text("Submitted")
+    # The moves offered are the lifecycle table's, rendered by the server into the page.
+    expect(on_dashboard.locator(".moves button")).to_have_text(["Move to under review", "Reject"])
+
+    # The admin decides; the citizen sees status and note within 2 s, without a reload.
+    on_dashboard.get_by_label("Note to the author").fill("We are looking at it this week.")
+    on_dashboard.get_by_role("button", name="Move to under review").click()
+    mine = card(citizen, "mine-list", petition_id)
+    expect(mine.locator(".badge")).to_have_text("Under review", timeout=2000)
+    expect(mine.locator(".response-text")).to_have_text("We are looking at it this week.", timeout=2000)
+    expect(card(citizen, "all-list", petition_id).locator(".badge")).to_have_text(
+        "Under review", timeout=2000
+    )
+    expect(on_dashboard.locator(".moves button")).to_have_text(
+        ["Move to in progress", "Move to resolved", "Reject"]
+    )
+    expect(on_dashboard.locator(".card-activity")).to_contain_text("by Ada Admin")
+
+    # Restart while both pages stay open; a change lands while they are disconnected.
+    sockets_before = len(socket_urls)
+    admin_token = service.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    service.stop()
+    for page in (citizen, admin):
+        expect(page.locator("#connection")).to_have_attribute(
+            "data-state", re.compile("reconnecting|offline")
+        )
+    side = ServiceProcess(tmp_path / "petitions.db", tmp_path / "side.log", port=free_port())
+    side.start()
+    status, body = side.call(
+        "PATCH",
+        f"/api/petitions/{petition_id}/status",
+        {"status": "in_progress", "note": "Crew booked for Monday.", "version": 2},
+        admin_token,
+    )
+    assert status == 200, body
+    side.stop()
+    service.start()
+
+    for page in (citizen, admin):
+        expect(page.locator("#connection")).to_have_attribute("data-state", "connected", timeout=20_000)
+    expect(mine.locator(".badge")).to_have_text("In progress")
+    expect(mine.locator(".response-text")).to_have_text("Crew booked for Monday.")
+    expect(card(citizen, "all-list", petition_id).locator(".badge")).to_have_text("In progress")
+    expect(on_dashboard.locator(".badge")).to_have_text("In progress")
+    expect(on_dashboard.locator(".card-activity")).to_contain_text("Crew booked for Monday.")
+    # The event feeds resumed from the last seq they had seen rather than starting over.
+    resumed = socket_urls[sockets_before:]
+    assert any("/ws/petitions?since=" in url for url in resumed), resumed
+    assert any("/ws/admin?since=" in url for url in resumed), resumed
+
+    # A second citizen signs in their own browser; the count moves on every page.
+    signer = open_page(browser, service, page_errors)
+    register(signer, "Sam Signer", "sam@example.org")
+    signer_card = card(signer, "all-list", petition_id)
+    signer_card.get_by_role("button", name=re.compile("^Sign")).click()
+    for locator in (
+        signer_card,
+        card(citizen, "mine-list", petition_id),
+        card(citizen, "all-list", petition_id),
+        on_dashboard,
+    ):
+        expect(locator.locator(".signatures")).to_have_text("1 signature")
+    expect(signer_card.get_by_role("button", name=re.compile("^Withdraw"))).to_be_visible()
+    expect(on_dashboard.locator(".card-activity")).to_contain_text("Crew booked for Monday.")
+
+    screenshot(citizen, "citizen.png")
+    screenshot(admin, "admin.png")
+    screenshot(signer, "second-citizen.png")
+
+
+def test_cookie_post_without_the_xsrf_token_is_refused(browser, service, page_errors):
+    page = open_page(browser, service, page_errors)
+    register(page, "Carla Citizen", "carla@example.org")
+    # The session cookie is HttpOnly: the page's script never sees the token.
+    assert "petitions_session" not in page.evaluate("document.cookie")
+    post = """async (withToken) => {
+        const headers = {"Content-Type": "application/json"};
+        if (withToken) {
+            const xsrf = document.cookie.split("; ").find((c) => c.startsWith("_xsrf="));
+            headers["X-XSRFToken"] = decodeURIComponent(xsrf.slice("_xsrf=".length));
+        }
+        const response = await fetch("/api/petitions", {
+            method: "POST", headers, credentials: "same-origin",
+            body: JSON.stringify({title: "Forged petition", description: "Should never exist"}),
+        });
+        return {status: response.status, body: await response.json()};
+    }"""
+    refused = page.evaluate(post, False)
+    assert refused["status"] == 403
+    assert refused["body"]["error"]["code"] == "xsrf_failed"
+    # The same request with the token goes through: the token is the only difference.
+    accepted = page.evaluate(post, True)
+    assert accepted["status"] == 201, accepted
+    status, body = service.call("GET", "/api/petitions")
+    assert [p["title"] for p in body["petitions"]] == ["Forged petition"]
+
+
+def test_field_errors_show_next_to_their_fields(browser, service, page_errors):
+    page = open_page(browser, service, page_errors)
+    page.get_by_label("Your name").fill("Carla")
+    page.locator("#register-email").fill("not-an-email")
+    page.locator("#register-password").fill("short")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator("#register-email-error")).to_have_text("Must be an email address.")
+    expect(page.locator("#register-password-error")).to_contain_text("at least 8")
+    expect(page.locator("#register-password")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#register-name-error")).to_be_hidden()
+
+    page.locator("#register-email").fill("carla@example.org")
+    page.locator("#register-password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator("#account-name")).to_have_text("Carla")
+    page.get_by_label("Title").fill("ab")
+    page.get_by_role("button", name="File petition").click()
+    expect(page.locator("#petition-title-error")).to_contain_text("at least 3")
+    expect(page.locator("#petition-description-error")).to_be_visible()
+    expect(page.locator("#petition-title")).to_be_focused()
+    expect(page.locator("#mine-empty")).to_be_visible()
+
+
+def test_usable_by_keyboard_on_a_360_px_screen(browser, service, page_errors):
+    page = open_page(browser, service, page_errors, viewport={"width": 360, "height": 740})
+    page.locator("#register-name").focus()
+    page.keyboard.type("Kim Keyboard")
+    page.keyboard.press("Tab")
+    page.keyboard.type("kim@example.org")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+    page.locator("#petition-title").focus()
+    page.keyboard.type("Benches in the park")
+    page.keyboard.press("Tab")
+    page.keyboard.type("There is nowhere to sit.")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="File petition")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#mine-list .card")).to_have_count(1)
+    # Nothing sticks out sideways at 360 px.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    # Every form control has a label.
+    unlabelled = page.evaluate(
+        """[...document.querySelectorAll('input, textarea, select')]
+             .filter((el) => !el.closest('[hidden]') && el.labels.length === 0).map((el) => el.id || el.name)"""
+    )
+    assert unlabelled == []
+    screenshot(page, "citizen-360px.png")
+
+
+def test_signing_out_in_one_tab_sends_the_other_back_to_sign_in(browser, service, page_errors):
+    first = open_page(browser, service, page_errors)
+    register(first, "Carla Citizen", "carla@example.org")
+    second = page_errors.watch(first.context.new_page())
+    second.goto(service.base_url + "/")
+    expect(second.locator("#connection")).to_have_attribute("data-state", "connected")
+    first.get_by_role("button", name="Sign out").click()
+    expect(first.locator("#signin")).to_be_visible()
+    # The server closed the other tab's sockets with 4401: no retry loop, straight to sign-in.
+    expect(second.locator("#signin")).to_be_visible()
+    expect(second.locator("#notice")).to_contain_text("Sign in again")
+    expect(second.locator("#connection")).to_have_attribute("data-state", "offline")
+
+
+def test_a_stale_dashboard_gets_a_version_conflict_and_the_fresh_state(browser, service, page_errors):
+    citizen_token = service.call(
+        "POST", "/api/auth/register", {"email": "c@example.org", "name": "Carla", "password": PASSWORD}
+    )[1]["token"]
+    status, petition = service.call(
+        "POST", "/api/petitions", {"title": "More buses", "description": "Line 4 is full."}, citizen_token
+    )
+    assert status == 201
+    admin = open_page(browser, service, page_errors)
+    frozen = {"on": False}
+
+    def hold_admin_feed(route: WebSocketRoute) -> None:
+        # Stands for a slow network: while frozen, the server's events do not reach the page.
+        server = route.connect_to_server()
+        server.on_message(lambda message: None if frozen["on"] else route.send(message))
+
+    admin.route_web_socket(re.compile(r"/ws/admin"), hold_admin_feed)
+    sign_in(admin, ADMIN_EMAIL, ADMIN_PASSWORD)
+    dashboard_card = card(admin, "dashboard-list", petition["petition_id"])
+    expect(dashboard_card.locator(".badge")).to_have_text("Submitted")
+
+    frozen["on"] = True
+    other_admin = service.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    status, body = service.call(
+        "PATCH", f"/api/petitions/{petition['petition_id']}/status", {"status": "under_review"}, other_admin
+    )
+    assert status == 200, body
+    dashboard_card.get_by_label(re.compile("Note to the author")).fill("Not our department.")
+    dashboard_card.get_by_role("button", name="Reject").click()
+    expect(dashboard_card.locator(".card-message")).to_contain_text("Someone changed this petition")
+    expect(dashboard_card.locator(".badge")).to_have_text("Under review")
+    expect(dashboard_card.get_by_label(re.compile("Note to the author"))).to_have_value("Not our department.")
+    status, body = service.call("GET", f"/api/petitions/{petition['petition_id']}")
+    assert body["status"] == "under_review" and "response" not in body, json.dumps(body)
+
+    # A rejection without a note is stopped at the note field.
+    dashboard_card.get_by_label(re.compile("Note to the author")).fill("")
+    dashboard_card.get_by_role("button", name="Reject").click()
+    expect(dashboard_card.locator("[data-error-for='note']")).to_contain_text("required")

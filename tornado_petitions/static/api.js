@@ -1,0 +1,86 @@
+// The HTTP API as the page uses it: JSON in and out, the session cookie for
+// authentication, and the `_xsrf` cookie echoed in X-XSRFToken on every change.
+
+/** An error answer of the API: `{"error": {"code", "message", "fields"?, "allowed"?}}`. */
+export class ApiError extends Error {
+  constructor(status, error, retryAfter) {
+    super(error.message || `request failed (${status})`);
+    this.status = status;
+    this.code = error.code || "error";
+    this.fields = error.fields || {};
+    this.allowed = error.allowed || null;
+    this.retryAfter = retryAfter;
+  }
+}
+
+function cookie(name) {
+  for (const part of document.cookie.split(";")) {
+    const [key, ...rest] = part.trim().split("=");
+    if (key === name) return decodeURIComponent(rest.join("="));
+  }
+  return "";
+}
+
+/**
+ * Send one request; resolve with the parsed JSON body (null for 204).
+ * Rejects with ApiError on an error status, and with a TypeError when the
+ * server cannot be reached at all.
+ */
+export async function request(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && method !== "HEAD") headers["X-XSRFToken"] = cookie("_xsrf");
+  const response = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+    cache: "no-store",
+  });
+  const text = await response.text();
+  let parsed = null;
+  if (text) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = null;
+    }
+  }
+  if (!response.ok) {
+    const error = (parsed && parsed.error) || { code: "error", message: `${response.status} ${response.statusText}` };
+    throw new ApiError(response.status, error, Number(response.headers.get("Retry-After")) || null);
+  }
+  return parsed;
+}
+
+export const api = {
+  me: () => request("GET", "/api/me"),
+  login: (email, password) => request("POST", "/api/auth/login", { email, password }),
+  register: (name, email, password) => request("POST", "/api/auth/register", { name, email, password }),
+  logout: () => request("POST", "/api/auth/logout"),
+  petition: (id) => request("GET", `/api/petitions/${id}`),
+  file: (fields) => request("POST", "/api/petitions", fields),
+  myPetitions: () => request("GET", "/api/petitions/my"),
+  list(status, cursor, limit = 100) {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (status) query.set("status", status);
+    if (cursor) query.set("cursor", String(cursor));
+    return request("GET", `/api/petitions?${query}`);
+  },
+  move: (id, status, note, version) =>
+    request("PATCH", `/api/petitions/${id}/status`, note ? { status, note, version } : { status, version }),
+  sign: (id) => request("POST", `/api/petitions/${id}/signatures`),
+  withdraw: (id) => request("DELETE", `/api/petitions/${id}/signatures`),
+};
+
+/** Every petition of a listing (all pages), for the admins' dashboard. */
+export async function listAll(status) {
+  const petitions = [];
+  let cursor = null;
+  do {
+    const page = await api.list(status, cursor);
+    petitions.push(...page.petitions);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return petitions;
+}

@@ -1,0 +1,132 @@
+// Small DOM helpers: keyed list updates that keep focus and typed text,
+// petition cards, status badges, and form errors from 422 answers.
+
+export const STATUS_LABELS = {
+  submitted: "Submitted",
+  under_review: "Under review",
+  in_progress: "In progress",
+  resolved: "Resolved",
+  rejected: "Rejected",
+};
+
+export function statusLabel(status) {
+  return STATUS_LABELS[status] || status;
+}
+
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+
+export function formatTime(iso) {
+  if (!iso) return "";
+  const moment = new Date(iso);
+  return Number.isNaN(moment.getTime()) ? iso : dateFormat.format(moment);
+}
+
+export function plural(count, one, many) {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
+/**
+ * Make `container`'s children show `items` in order, one element per key.
+ * Existing elements are updated in place and only moved when out of order,
+ * so a focused button or a half-typed note survives a live update.
+ */
+export function reconcile(container, items, keyOf, create, update) {
+  const existing = new Map();
+  for (const child of container.children) existing.set(child.dataset.key, child);
+  const wanted = new Set();
+  let cursor = container.firstElementChild;
+  for (const item of items) {
+    const key = String(keyOf(item));
+    wanted.add(key);
+    let element = existing.get(key);
+    if (!element) {
+      element = create(item);
+      element.dataset.key = key;
+    }
+    update(element, item);
+    if (element !== cursor) {
+      container.insertBefore(element, cursor);
+    } else {
+      cursor = cursor.nextElementSibling;
+    }
+  }
+  for (const [key, element] of existing) {
+    if (!wanted.has(key)) element.remove();
+  }
+}
+
+/** A fresh petition card from the page's <template>. */
+export function newCard() {
+  return document.getElementById("petition-card").content.firstElementChild.cloneNode(true);
+}
+
+/** Fill the parts every card shares: title, badge, author and dates, description, response, count. */
+export function fillCard(card, petition, { showAuthor = true } = {}) {
+  card.dataset.petitionId = String(petition.petition_id);
+  card.dataset.status = petition.status;
+  setText(card.querySelector(".card-title"), petition.title);
+  const badge = card.querySelector(".badge");
+  setText(badge, statusLabel(petition.status));
+  badge.className = `badge badge-${petition.status}`;
+  const meta = [];
+  if (showAuthor) meta.push(`by ${petition.author.name}`);
+  if (petition.category) meta.push(petition.category);
+  if (petition.location) meta.push(petition.location);
+  meta.push(`filed ${formatTime(petition.submitted_at)}`);
+  setText(card.querySelector(".card-meta"), meta.join(" · "));
+  setText(card.querySelector(".card-description"), petition.description);
+  const response = card.querySelector(".card-response");
+  response.hidden = !petition.response;
+  setText(response.querySelector(".response-text"), petition.response || "");
+  setText(card.querySelector(".signatures"), plural(petition.signature_count, "signature", "signatures"));
+}
+
+export function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
+
+export function showMessage(element, text, kind = "error") {
+  element.hidden = !text;
+  element.textContent = text || "";
+  element.dataset.kind = kind;
+}
+
+/** Clear a form's error slots and aria-invalid marks. */
+export function clearErrors(form) {
+  for (const slot of form.querySelectorAll("[data-error-for]")) showMessage(slot, "");
+  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+}
+
+/**
+ * Show an API error on a form: each of a 422's fields next to its input
+ * (focusing the first), anything else in the form's own error slot.
+ */
+export function showErrors(form, error) {
+  clearErrors(form);
+  let first = null;
+  for (const [name, problem] of Object.entries(error.fields || {})) {
+    const slot = form.querySelector(`[data-error-for="${CSS.escape(name)}"]`);
+    const input = form.elements.namedItem(name);
+    if (!slot || !input) continue;
+    showMessage(slot, problem.charAt(0).toUpperCase() + problem.slice(1) + ".");
+    input.setAttribute("aria-invalid", "true");
+    const described = new Set((input.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean));
+    described.add(slot.id);
+    input.setAttribute("aria-describedby", [...described].join(" "));
+    first = first || input;
+  }
+  if (first) {
+    first.focus();
+    return;
+  }
+  showMessage(form.querySelector('[data-error-for="form"]'), describe(error));
+}
+
+/** A sentence for an error, whether the API answered or the network failed. */
+export function describe(error) {
+  if (error && error.status === 429) {
+    return error.retryAfter ? `Too many attempts: try again in ${error.retryAfter} s.` : "Too many attempts: wait a moment.";
+  }
+  if (error && error.status) return error.message;
+  return "The server cannot be reached right now. Try again in a moment.";
+}
