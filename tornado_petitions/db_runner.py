@@ -34,7 +34,14 @@ class DatabaseRunner:
         """Call ``fn(*args)`` with the database; exceptions propagate to the caller."""
         if self._db_pool is None:
             return fn(*args)
-        return await asyncio.get_running_loop().run_in_executor(self._db_pool, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._db_pool, self._checked_out, fn, args)
+
+    def _checked_out(self, fn: Callable[..., T], args: tuple) -> T:
+        # A pooled connection per call: the pool checks it on the way out, so a
+        # connection the server dropped (restart, idle kill) is replaced, not
+        # kept by this thread to fail every later call.
+        with self.db.connection_context():
+            return fn(*args)
 
     async def offload(self, fn: Callable[..., T], *args: Any) -> T:
         """Call a CPU-heavy ``fn(*args)`` (a password KDF) off the event loop."""

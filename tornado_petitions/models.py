@@ -15,6 +15,8 @@ from playhouse.db_url import parse as parse_db_url
 from playhouse.pool import PooledPostgresqlDatabase
 
 SCHEMA_VERSION = 1
+# pg_advisory_xact_lock key taken while creating the schema ("tp" + schema).
+SCHEMA_LOCK_KEY = 0x7470_5343
 
 database_proxy = peewee.DatabaseProxy()
 
@@ -153,13 +155,16 @@ def open_database(url: str, pool_size: int = 8) -> peewee.Database:
 def bind_database(db: peewee.Database) -> None:
     """Bind the models to ``db``, create missing tables and record the schema version."""
     database_proxy.initialize(db)
-    with db.connection_context():
+    with db.connection_context(), db.atomic():
+        if isinstance(db, peewee.PostgresqlDatabase):
+            # Processes starting together would race to create the same tables
+            # and counter row; the lock is released at commit.
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         db.create_tables(MODELS, safe=True)
-        with db.atomic():
-            if not SchemaVersion.select().exists():
-                SchemaVersion.create(version=SCHEMA_VERSION)
-            if not EventCounter.select().exists():
-                EventCounter.create(id=1, value=0)
+        if not SchemaVersion.select().exists():
+            SchemaVersion.create(version=SCHEMA_VERSION)
+        if not EventCounter.select().exists():
+            EventCounter.create(id=1, value=0)
 
 
 def close_database(db: peewee.Database) -> None:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import re
 from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
@@ -66,6 +68,7 @@ class RedisBridge:
         self._outbox_ready = asyncio.Event()
         self._subscribed_once = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._caught_up_at = 0.0  # loop time of the last read of the log
 
     # -- lifetime -----------------------------------------------------------
 
@@ -83,6 +86,8 @@ class RedisBridge:
             socket_connect_timeout=2.0,
             socket_keepalive=True,
             health_check_interval=10,
+            # CLIENT LIST shows which channel and process a connection serves.
+            client_name=re.sub(r"[^!-~]", "_", f"tornado_petitions:{self.channel}:{os.getpid()}"),
         )
         self._tasks = [
             asyncio.create_task(self._listen(), name="redis-listen"),
@@ -169,6 +174,7 @@ class RedisBridge:
                         self.subscribed = True
                         delay = self.reconnect_min
                         log.info("subscribed to redis channel %s at %s", self.channel, self._where)
+                        self._caught_up_at = asyncio.get_running_loop().time()
                         await self.hub.catch_up()
                         self._subscribed_once.set()
             except (RedisError, OSError) as error:
@@ -191,9 +197,12 @@ class RedisBridge:
 
     async def _sweep(self) -> None:
         """Read the log now and then: often while unsubscribed, rarely (a safety net) while subscribed."""
+        loop = asyncio.get_running_loop()
         while True:
-            interval = self.connected_sweep_interval if self.subscribed else self.catch_up_interval
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.catch_up_interval)
+            if self.subscribed and loop.time() - self._caught_up_at < self.connected_sweep_interval:
+                continue
+            self._caught_up_at = loop.time()
             await self.hub.catch_up()
 
 

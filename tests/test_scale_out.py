@@ -1,0 +1,440 @@
+"""Several processes sharing PostgreSQL and Redis: every event reaches every socket in every process once, in order.
+
+Each test runs real ``python -m tornado_petitions serve`` processes on a
+fresh PostgreSQL database and the shared Redis server, on a Redis channel
+of its own, and real WebSocket clients against them.  Redis trouble is made
+by killing this test's Redis connections (never by stopping the server other
+tests share), or by pointing a process at a port where no Redis listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis
+import tornado.httpclient
+import tornado.websocket
+
+from tests.conftest import read_json
+
+RATE_FLAGS = (
+    "--login-per-email=100000",
+    "--login-per-address=100000",
+    "--register-per-address=100000",
+    "--signatures-per-user=100000",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServeProcess:
+    """One ``serve`` process; its log kept in a file shown when something fails."""
+
+    def __init__(self, directory: Path, name: str, db_url: str, redis_url: str | None, channel: str) -> None:
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.log_path = directory / f"{name}.log"
+        command = [sys.executable, "-m", "tornado_petitions", "serve", "--host", "127.0.0.1"]
+        command += ["--port", str(self.port), "--db", db_url, "--redis-channel", channel, *RATE_FLAGS]
+        if redis_url:
+            command += ["--redis", redis_url]
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, cwd=directory, env={**os.environ}
+        )
+
+    def wait_healthy(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited {self.process.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.name} did not answer within {timeout} s:\n{self.log()}")
+
+    def stop(self) -> int:
+        """SIGTERM and wait; the exit code (0 after a clean shutdown)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class Cluster:
+    """Processes sharing one database and one Redis channel, plus JSON and socket clients to them."""
+
+    def __init__(self, directory: Path, db_url: str, redis_url: str) -> None:
+        self.directory = directory
+        self.db_url = db_url
+        self.redis_url = redis_url
+        self.channel = "tp-test-" + secrets.token_hex(4)
+        self.processes: list[ServeProcess] = []
+        self.sockets: list[tornado.websocket.WebSocketClientConnection] = []
+        self._http: tornado.httpclient.AsyncHTTPClient | None = None
+
+    def start(self, *names: str, redis_url: str | None = "default") -> list[ServeProcess]:
+        """Start processes together (they race to create the schema) and wait until all answer."""
+        url = self.redis_url if redis_url == "default" else redis_url
+        started = [ServeProcess(self.directory, name, self.db_url, url, self.channel) for name in names]
+        self.processes += started
+        for process in started:
+            process.wait_healthy()
+        return started
+
+    def stop(self) -> list[int]:
+        for client in self.sockets:
+            client.close()
+        if self._http is not None:
+            self._http.close()
+        return [process.stop() for process in self.processes]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.log()}" for p in self.processes)
+
+    def redis_connections(self, process: ServeProcess | None = None, subscribed: bool | None = None):
+        """This cluster's connections to Redis; the bridge names them ``tornado_petitions:<channel>:<pid>``."""
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            prefix = f"tornado_petitions:{self.channel}:events:"
+            found = [c for c in client.client_list() if c.get("name", "").startswith(prefix)]
+        finally:
+            client.close()
+        if process is not None:
+            found = [c for c in found if c["name"] == f"{prefix}{process.process.pid}"]
+        if subscribed is not None:
+            found = [c for c in found if (int(c.get("sub", 0)) > 0) == subscribed]
+        return found
+
+    def subscriptions(self) -> int:
+        """How many of this cluster's processes are subscribed to its channel right now."""
+        return len(self.redis_connections(subscribed=True))
+
+    async def wait_subscribed(self, count: int) -> None:
+        for _ in range(500):
+            if self.subscriptions() == count:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{self.subscriptions()} of {count} processes subscribed:\n{self.logs()}")
+
+    def kill_redis_connections(self, process: ServeProcess | None = None,
+                               subscribed: bool | None = None) -> int:
+        """Kill this cluster's connections to Redis (all, or one process's, or its subscription); how many."""
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            found = self.redis_connections(process, subscribed)
+            return sum(client.client_kill_filter(_id=c["id"]) for c in found)
+        finally:
+            client.close()
+
+    async def call(self, process: ServeProcess, method: str, path: str, body=None, token=None):
+        if self._http is None:
+            self._http = tornado.httpclient.AsyncHTTPClient()
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        data = json.dumps(body).encode() if body is not None else (b"" if method != "GET" else None)
+        response = await self._http.fetch(
+            process.url + path, method=method, body=data, headers=headers, raise_error=False,
+            allow_nonstandard_methods=True, request_timeout=20,
+        )
+        return response.code, json.loads(response.body) if response.body else None
+
+    async def register(self, process: ServeProcess, email: str) -> dict:
+        status, body = await self.call(
+            process, "POST", "/api/auth/register", {"email": email, "name": email.split("@")[0],
+                                                    "password": "correct horse"}
+        )
+        assert status == 201, body
+        return body
+
+    async def file_petition(self, process: ServeProcess, token: str, title: str) -> dict:
+        status, body = await self.call(
+            process, "POST", "/api/petitions", {"title": title, "description": "Please."}, token
+        )
+        assert status == 201, body
+        return body
+
+    async def sign(self, process: ServeProcess, token: str, petition_id: int, signing: bool = True) -> dict:
+        status, body = await self.call(
+            process, "POST" if signing else "DELETE", f"/api/petitions/{petition_id}/signatures", token=token
+        )
+        assert status == (201 if signing else 200), body
+        return body
+
+    async def connect(self, process: ServeProcess, path: str, token: str):
+        request = tornado.httpclient.HTTPRequest(
+            process.ws_url + path, headers={"Authorization": "Bearer " + token}
+        )
+        client = await tornado.websocket.websocket_connect(request)
+        self.sockets.append(client)
+        return client
+
+
+@pytest.fixture
+def cluster(io_loop, tmp_path, postgres_url, redis_url):
+    group = Cluster(tmp_path, postgres_url, redis_url)
+    yield group
+    codes = group.stop()
+    assert codes == [0] * len(codes), group.logs()
+
+
+# Live means well under the bridge's safety-net log read (every 5 s while subscribed), so a
+# broken Redis path fails these tests rather than passing late.
+LIVE_TIMEOUT = 3.0
+
+
+async def read_until(client, seq: int, timeout: float = LIVE_TIMEOUT) -> list[dict]:
+    """Messages up to and including the first one carrying ``seq`` or more, each within ``timeout``."""
+    messages = []
+    while True:
+        message = await read_json(client, timeout)
+        assert message is not None, f"socket closed after {messages}"
+        messages.append(message)
+        if message.get("seq", 0) >= seq and message["type"] in ("event", "update"):
+            return messages
+
+
+async def hello_seq(client) -> int:
+    message = await read_json(client)
+    assert message["type"] == "hello", message
+    return message["seq"]
+
+
+def event_seqs(messages: list[dict]) -> list[int]:
+    return [m["seq"] for m in messages if m["type"] == "event"]
+
+
+async def assert_quiet(client) -> None:
+    """Nothing more is queued for ``client``: the next answer is the pong to our ping."""
+    await client.write_message('{"type":"ping"}')
+    assert await read_json(client) == {"type": "pong"}
+
+
+async def replay(cluster: Cluster, process: ServeProcess, path: str, token: str, since: int) -> list[dict]:
+    """What the event log says ``path`` should have carried after ``since`` (a resume from the log)."""
+    client = await cluster.connect(process, f"{path}?since={since}", token)
+    messages = []
+    while (message := await read_json(client))["type"] != "hello":
+        messages.append(message)
+    client.close()
+    return messages
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_change_through_a_reaches_sockets_on_a_and_b_once_in_order(cluster):
+    a, b = cluster.start("a", "b")
+    ann = await cluster.register(a, "ann@example.org")
+    bob = await cluster.register(b, "bob@example.org")
+    feeds = [await cluster.connect(p, "/ws/petitions", ann["token"]) for p in (a, b, b)]
+    starts = [await hello_seq(feed) for feed in feeds]
+    mine_on_b = await cluster.connect(b, f"/ws/petitions/my/{ann['user']['user_id']}", ann["token"])
+    assert (await read_json(mine_on_b))["petitions"] == []
+
+    petition = await cluster.file_petition(a, ann["token"], "Light the park")
+    await cluster.sign(a, bob["token"], petition["petition_id"])
+    await cluster.sign(a, bob["token"], petition["petition_id"], signing=False)
+    last = (await cluster.sign(a, ann["token"], petition["petition_id"]))["signature_count"]
+    assert last == 1
+
+    for feed, start in zip(feeds, starts, strict=True):
+        messages = await read_until(feed, start + 4)
+        assert event_seqs(messages) == [start + 1, start + 2, start + 3, start + 4]
+        assert [m["event"] for m in messages] == ["created", "signed", "unsigned", "signed"]
+        assert [m["petition"]["signature_count"] for m in messages] == [0, 1, 0, 1]
+        await assert_quiet(feed)
+    # The author's own channel on B ends up showing the last state, never an older one after a newer.
+    updates = await read_until(mine_on_b, starts[1] + 4)
+    assert [u["seq"] for u in updates] == sorted(set(u["seq"] for u in updates))
+    assert updates[-1]["petitions"][0]["signature_count"] == 1
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_resume_on_b_after_changes_on_a(cluster):
+    a, b = cluster.start("a", "b")
+    ann = await cluster.register(a, "ann@example.org")
+    on_a = await cluster.connect(a, "/ws/petitions", ann["token"])
+    await hello_seq(on_a)
+    first = await cluster.file_petition(a, ann["token"], "Seen on A")
+    seen = (await read_json(on_a))["seq"]
+    on_a.close()  # A goes away for this client; it comes back through B
+
+    missed = [await cluster.file_petition(a, ann["token"], f"Missed {i}") for i in range(3)]
+    await cluster.sign(a, ann["token"], first["petition_id"])
+
+    on_b = await cluster.connect(b, f"/ws/petitions?since={seen}", ann["token"])
+    replayed = []
+    while (message := await read_json(on_b))["type"] != "hello":
+        replayed.append(message)
+    assert event_seqs(replayed) == [seen + 1, seen + 2, seen + 3, seen + 4]
+    assert [m["petition"]["title"] for m in replayed[:3]] == [p["title"] for p in missed]
+    assert message["seq"] == seen + 4
+
+    await cluster.file_petition(a, ann["token"], "Live from A")
+    live = await read_json(on_b)
+    assert live["seq"] == seen + 5 and live["petition"]["title"] == "Live from A"
+    await assert_quiet(on_b)
+
+
+async def write_concurrently(cluster: Cluster, processes, users: list[dict], petitions: list[dict],
+                             rounds: int) -> int:
+    """Every user signs and withdraws on every petition, all users at once, alternating processes."""
+
+    async def one_user(index: int, user: dict) -> int:
+        done = 0
+        for round_ in range(rounds):
+            for petition in petitions:
+                process = processes[(index + round_) % len(processes)]
+                await cluster.sign(process, user["token"], petition["petition_id"])
+                await cluster.sign(processes[-1 - index % len(processes)], user["token"],
+                                   petition["petition_id"], signing=False)
+                done += 2
+        return done
+
+    counts = await asyncio.gather(*(one_user(i, u) for i, u in enumerate(users)))
+    return sum(counts)
+
+
+async def assert_every_socket_saw_the_log(cluster, feeds, starts, token, end_seq) -> None:
+    """Each socket got exactly the events after its start, in seq order, once: what the log replays."""
+    for (process, path, feed), start in zip(feeds, starts, strict=True):
+        messages = await read_until(feed, end_seq)
+        seqs = event_seqs(messages)
+        assert seqs == list(range(start + 1, end_seq + 1)), f"{process.name}{path}: {seqs}"
+        await assert_quiet(feed)
+        assert messages == await replay(cluster, process, path, token, start)
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_concurrent_writers_through_both_processes_give_one_gapless_order(cluster):
+    a, b = cluster.start("a", "b")
+    admin = await cluster.register(a, "admin@example.org")  # any signed-in user may read the feed
+    users = [await cluster.register((a, b)[i % 2], f"user{i}@example.org") for i in range(6)]
+    petitions = [await cluster.file_petition(a, admin["token"], f"Petition {i}") for i in range(3)]
+    feeds = [(p, "/ws/petitions", await cluster.connect(p, "/ws/petitions", admin["token"]))
+             for p in (a, a, b, b)]
+    starts = [await hello_seq(feed) for _, _, feed in feeds]
+    assert len(set(starts)) == 1
+
+    writes = await write_concurrently(cluster, (a, b), users, petitions, rounds=3)
+    end = starts[0] + writes
+
+    await assert_every_socket_saw_the_log(cluster, feeds, starts, admin["token"], end)
+    for petition in petitions:
+        status, body = await cluster.call(a, "GET", f"/api/petitions/{petition['petition_id']}/events")
+        history = [e["seq"] for e in body["events"]]
+        assert history == sorted(history) and len(history) == 1 + 2 * 3 * len(users)
+        assert body["events"][-1]["event"] == "unsigned"
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_redis_connections_killed_while_writing_lose_nothing(cluster):
+    a, b = cluster.start("a", "b")
+    reader = await cluster.register(a, "reader@example.org")
+    users = [await cluster.register((a, b)[i % 2], f"user{i}@example.org") for i in range(4)]
+    petitions = [await cluster.file_petition(b, reader["token"], f"Petition {i}") for i in range(2)]
+    feeds = [(p, "/ws/petitions", await cluster.connect(p, "/ws/petitions", reader["token"])) for p in (a, b)]
+    starts = [await hello_seq(feed) for _, _, feed in feeds]
+    assert cluster.subscriptions() == 2
+
+    killed = 0
+    writing = asyncio.ensure_future(write_concurrently(cluster, (a, b), users, petitions, rounds=4))
+    while not writing.done():
+        killed += cluster.kill_redis_connections()
+        await asyncio.sleep(0.05)
+    writes = await writing
+    assert killed >= 4, "the test killed no Redis connection: it proves nothing"
+
+    await assert_every_socket_saw_the_log(cluster, feeds, starts, reader["token"], starts[0] + writes)
+    # The bridges came back: a change on one process reaches the other live again.
+    await cluster.wait_subscribed(2)
+    petition = await cluster.file_petition(a, reader["token"], "After the storm")
+    for _, _, feed in feeds:
+        message = await read_json(feed)
+        assert message["petition"]["petition_id"] == petition["petition_id"]
+    assert "subscription to" in cluster.logs()  # the reconnect path really ran
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_process_without_redis_still_serves_and_delivers_from_the_log(cluster, tmp_path):
+    (a,) = cluster.start("a")
+    (b,) = cluster.start("b", redis_url=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    ann = await cluster.register(b, "ann@example.org")
+    on_a = await cluster.connect(a, "/ws/petitions", ann["token"])
+    on_b = await cluster.connect(b, "/ws/petitions", ann["token"])
+    start_a, start_b = await hello_seq(on_a), await hello_seq(on_b)
+
+    made_on_b = await cluster.file_petition(b, ann["token"], "Made where Redis is down")
+    made_on_a = await cluster.file_petition(a, ann["token"], "Made where Redis is up")
+    for feed, start in ((on_a, start_a), (on_b, start_b)):
+        messages = await read_until(feed, start + 2)
+        assert [m["petition"]["petition_id"] for m in messages] == [
+            made_on_b["petition_id"], made_on_a["petition_id"]
+        ]
+        await assert_quiet(feed)
+    assert "not reachable" in b.log() or "reconnecting" in b.log()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_events_published_while_a_subscription_is_down_come_from_the_log(cluster):
+    a, b = cluster.start("a", "b")
+    ann = await cluster.register(a, "ann@example.org")
+    on_b = await cluster.connect(b, "/ws/petitions", ann["token"])
+    start = await hello_seq(on_b)
+    for round_ in range(3):
+        assert cluster.kill_redis_connections(b, subscribed=True) == 1
+        # Published by A at once; B is between subscriptions and never sees it on Redis.
+        await cluster.file_petition(a, ann["token"], f"While B was away {round_}")
+        messages = await read_until(on_b, start + round_ + 1)
+        assert event_seqs(messages) == [start + round_ + 1]
+        await cluster.wait_subscribed(2)
+    await assert_quiet(on_b)
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_publish_that_fails_is_sent_again_and_the_request_still_succeeds(cluster):
+    a, b = cluster.start("a", "b")
+    ann = await cluster.register(a, "ann@example.org")
+    on_a = await cluster.connect(a, "/ws/petitions", ann["token"])
+    on_b = await cluster.connect(b, "/ws/petitions", ann["token"])
+    starts = [await hello_seq(on_a), await hello_seq(on_b)]
+    await cluster.file_petition(a, ann["token"], "Opens A's publishing connection")
+    for round_ in range(1, 4):
+        assert cluster.kill_redis_connections(a, subscribed=False) == 1
+        # The commit stands whatever Redis does; A's own sockets have it at once.
+        await cluster.file_petition(a, ann["token"], f"Published after a kill {round_}")
+        for feed, start in zip((on_a, on_b), starts, strict=True):
+            messages = await read_until(feed, start + 1 + round_)
+            assert event_seqs(messages)[-1] == start + 1 + round_
+    for feed in (on_a, on_b):
+        await assert_quiet(feed)
+    assert "publishing 1 event(s) to redis failed" in a.log()
