@@ -2,7 +2,8 @@
 # System packages the test suite needs that pip cannot provide: Debian's Chromium
 # for the Playwright browser tests (a Playwright browser download does not work here).
 set -euo pipefail
-if command -v chromium >/dev/null 2>&1; then
+# The browser tests launch exactly this path (tests/browser.py: CHROMIUM).
+if [ -x /usr/bin/chromium ]; then
     exit 0
 fi
 SUDO=""

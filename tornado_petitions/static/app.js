@@ -442,8 +442,8 @@ async function move(card, target) {
       const now = fresh ? ` It is now ${statusLabel(fresh.status).toLowerCase()}.` : "";
       showMessage(
         message,
-        `Someone changed this petition while you were looking: nothing was changed by you.${now} ` +
-          "Check it below and choose again; your note is kept.",
+        `Someone else changed this petition first, so your change was not made.${now} ` +
+          "Check it and choose again; your note is kept.",
       );
       if (fresh) message.dataset.version = String(fresh.version);
     } else {
