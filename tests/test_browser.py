@@ -352,3 +352,35 @@ def test_a_stale_dashboard_gets_a_version_conflict_and_the_fresh_state(browser, 
     expect(dashboard_card.locator(".response-text")).to_have_text("Not our department.")
     expect(dashboard_card.locator(".moves button")).to_have_text(["Reconsider"])
     expect(admin.locator("#dashboard-list .card-title")).to_have_text(["Fix potholes", "More buses"])
+
+
+def test_public_list_pages_and_filters_by_status_while_live(browser, service, page_errors):
+    author = service.call(
+        "POST", "/api/auth/register", {"email": "a@example.org", "name": "Alex", "password": PASSWORD}
+    )[1]["token"]
+    for number in range(1, 106):
+        status, _ = service.call(
+            "POST", "/api/petitions", {"title": f"Petition {number}", "description": "text"}, author
+        )
+        assert status == 201
+    admin_token = service.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    page = open_page(browser, service, page_errors)
+    register(page, "Carla Citizen", "carla@example.org")
+    cards = page.locator("#all-list .card")
+    expect(cards).to_have_count(100)
+    expect(cards.first.locator(".card-title")).to_have_text("Petition 105")
+    page.get_by_role("button", name="Show older petitions").click()
+    expect(cards).to_have_count(105)
+    expect(page.get_by_role("button", name="Show older petitions")).to_be_hidden()
+
+    page.locator("#status-filter").select_option("under_review")
+    expect(page.locator("#all-empty")).to_be_visible()
+    # A petition that moves into the filtered status appears live; one that leaves it goes.
+    status, _ = service.call("PATCH", "/api/petitions/3/status", {"status": "under_review"}, admin_token)
+    assert status == 200
+    expect(page.locator("#all-list .card-title")).to_have_text(["Petition 3"])
+    status, _ = service.call("PATCH", "/api/petitions/3/status", {"status": "in_progress"}, admin_token)
+    assert status == 200
+    expect(page.locator("#all-empty")).to_be_visible()
+    page.locator("#status-filter").select_option("in_progress")
+    expect(page.locator("#all-list .card-title")).to_have_text(["Petition 3"])
