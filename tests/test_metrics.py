@@ -98,6 +98,10 @@ async def test_figures_move_as_clients_connect_and_petitions_change(api, sockets
     assert changed.get_value(requests, route="/api/petitions/{id}/status", method="PATCH", status="200") == 1
     assert changed.get_value(requests, route="/api/auth/register", method="POST", status="201") == 1
     assert changed.get_value(requests, route="/metrics", method="GET", status="200") >= 2
+    # WebSocket handshakes by channel route (bounded labels: no user ids).
+    assert changed.get_value(requests, route="/ws/petitions", method="GET", status="101") == 1
+    assert changed.get_value(requests, route="/ws/petitions/my/{user_id}", method="GET", status="101") == 1
+    assert changed.get_value(requests, route="/ws/admin", method="GET", status="101") == 1
     latency = "petitions_http_request_seconds"
     assert changed.get_value(latency + "_count", route="/api/petitions/{id}/signatures") == 1
     assert changed.get_value(latency + "_bucket", route="/api/petitions/{id}/signatures", le="+Inf") == 1
@@ -142,6 +146,9 @@ async def test_refused_handshakes_are_counted_by_reason(api, sockets, base_url):
     assert figures.get_value(refusals, reason="forbidden") == 1
     assert figures.get_value(refusals, reason="too_many_sockets") == 1
     assert sockets_open(figures, "public") == 3
+    requests = "petitions_http_requests_total"
+    assert figures.get_value(requests, route="/ws/petitions", method="GET", status="401") == 2
+    assert figures.get_value(requests, route="/ws/admin", method="GET", status="403") == 1
     # The families an operator alerts on exist from the start, at zero until something happens.
     assert figures.get_value("petitions_ws_heartbeat_pruned_total") == 0
     assert figures.get_value("petitions_ws_slow_consumers_closed_total") == 0

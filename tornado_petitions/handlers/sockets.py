@@ -222,12 +222,14 @@ class PublicFeedHandler(EventFeedHandler):
     """``/ws/petitions``: every event, for anyone signed in."""
 
     channel = "public"
+    route = "/ws/petitions"
 
 
 class AdminFeedHandler(EventFeedHandler):
     """``/ws/admin``: every event with its actor and note, for admins only."""
 
     channel = "admin"
+    route = "/ws/admin"
 
     def authorize(self, identity: Any, *args: str) -> None:
         if not identity.is_admin:
@@ -241,6 +243,7 @@ class UserChannelHandler(ChannelSocketHandler):
     """``/ws/petitions/my/{user_id}``: the user's whole list on connect and after each change."""
 
     channel = "user"
+    route = "/ws/petitions/my/{user_id}"
 
     def authorize(self, identity: Any, *args: str) -> None:
         self.channel_user_id = int(args[0])
