@@ -43,8 +43,9 @@ def free_port() -> int:
 class ServiceProcess:
     """``python -m tornado_petitions serve`` on one port and one database file, started and stopped at will."""
 
-    def __init__(self, db_path: Path, log_path: Path, port: int | None = None) -> None:
+    def __init__(self, db_path: Path, log_path: Path, port: int | None = None, flags: tuple = ()) -> None:
         self.db_url = f"sqlite:///{db_path}"
+        self.flags = tuple(flags)
         self.log_path = log_path
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
@@ -70,6 +71,7 @@ class ServiceProcess:
                 self.db_url,
                 "--log-level",
                 "info",
+                *self.flags,
             ],
             cwd=REPO,
             stdout=log,

@@ -384,3 +384,41 @@ def test_public_list_pages_and_filters_by_status_while_live(browser, service, pa
     expect(page.locator("#all-empty")).to_be_visible()
     page.locator("#status-filter").select_option("in_progress")
     expect(page.locator("#all-list .card-title")).to_have_text(["Petition 3"])
+
+
+def test_a_session_revoked_while_disconnected_goes_back_to_sign_in(browser, service, page_errors, tmp_path):
+    page = open_page(browser, service, page_errors)
+    register(page, "Carla Citizen", "carla@example.org")
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "petitions_session")
+    service.stop()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+    side = ServiceProcess(tmp_path / "petitions.db", tmp_path / "side.log")
+    side.start()
+    assert side.call("POST", "/api/auth/logout", token=token)[0] == 204
+    side.stop()
+    service.start()
+    # The handshake is refused with 401, which a browser only sees as 1006: the page asks /api/me.
+    expect(page.locator("#signin")).to_be_visible(timeout=20_000)
+    expect(page.locator("#notice")).to_contain_text("Sign in again")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "offline")
+
+
+def test_too_many_sockets_backs_off_instead_of_hammering(browser, tmp_path, page_errors):
+    service = ServiceProcess(
+        tmp_path / "petitions.db", tmp_path / "server.log", flags=("--max-sockets-per-user", "2")
+    )
+    service.start()
+    try:
+        first = open_page(browser, service, page_errors)
+        register(first, "Carla Citizen", "carla@example.org")
+        attempts: list[str] = []
+        second = page_errors.watch(first.context.new_page())
+        second.on("websocket", lambda ws: attempts.append(ws.url))
+        second.goto(service.base_url + "/")
+        # Both of the second tab's sockets are refused with 4429 (the first tab holds the two allowed).
+        expect(second.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+        second.wait_for_timeout(1500)  # a plain backoff would have retried several times by now
+        assert len(attempts) == 2, attempts
+        expect(first.locator("#connection")).to_have_attribute("data-state", "connected")
+    finally:
+        service.stop()
