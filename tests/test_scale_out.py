@@ -10,6 +10,7 @@ tests share), or by pointing a process at a port where no Redis listens.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import secrets
@@ -438,3 +439,22 @@ async def test_a_publish_that_fails_is_sent_again_and_the_request_still_succeeds
     for feed in (on_a, on_b):
         await assert_quiet(feed)
     assert "publishing 1 event(s) to redis failed" in a.log()
+
+
+@pytest.fixture
+def settings(settings):
+    """Behind a load balancer (``--xheaders``), with two registrations per client address."""
+    rates = dataclasses.replace(settings.rate_limits, register_per_address=2)
+    return dataclasses.replace(settings, xheaders=True, rate_limits=rates)
+
+
+@pytest.mark.gen_test
+async def test_behind_a_load_balancer_limits_apply_per_client_not_per_proxy(api):
+    async def register(email: str, client_address: str) -> int:
+        body = {"email": email, "name": "N", "password": "correct horse"}
+        response = await api.call("POST", "/api/auth/register", body,
+                                  headers={"X-Forwarded-For": client_address})
+        return response.status
+
+    assert [await register(f"a{i}@example.org", "203.0.113.1") for i in range(3)] == [201, 201, 429]
+    assert await register("b@example.org", "203.0.113.2") == 201

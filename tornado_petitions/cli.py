@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="mark the session cookie Secure, behind HTTPS (env PETITIONS_SECURE_COOKIES=1)",
     )
     serve.add_argument(
+        "--xheaders",
+        action="store_true",
+        default=_env("PETITIONS_XHEADERS", "") == "1",
+        help="trust X-Forwarded-For/-Proto from a load balancer in front (env PETITIONS_XHEADERS=1)",
+    )
+    serve.add_argument(
         "--db-workers",
         type=int,
         default=int(_env("PETITIONS_DB_WORKERS", _DEFAULTS.db_workers)),
@@ -212,6 +218,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_backlog=args.max_backlog,
         token_ttl_seconds=args.token_ttl,
         secure_cookies=args.secure_cookies,
+        xheaders=args.xheaders,
         db_workers=args.db_workers,
         log_level=args.log_level,
         **_limits_from_args(args),

@@ -172,6 +172,7 @@ def make_server(app: PetitionsApplication) -> tornado.httpserver.HTTPServer:
         app,
         max_body_size=max(1024 * 1024, app.config.limits.body_bytes * 16),
         idle_connection_timeout=60,
+        xheaders=app.config.xheaders,
         body_timeout=30,
     )
 

@@ -52,6 +52,9 @@ class Settings:
     max_replay: int = 10_000
     token_ttl_seconds: float = 30 * 24 * 3600
     secure_cookies: bool = False
+    # Behind a load balancer: take the client address and scheme from X-Forwarded-For/-Proto
+    # (X-Real-IP) so per-address rate limits and logs see clients, not the proxy.
+    xheaders: bool = False
     xsrf_cookies: bool = True
     db_workers: int = 4
     # None: run database work inline for SQLite and in the executor otherwise.
