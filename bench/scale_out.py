@@ -283,6 +283,7 @@ def run_layout(args, servers_count: int, pg_server: str, logs: Path) -> dict:
         "burst_frames_per_s": round(connected * args.burst / burst_seconds) if burst_seconds > 0 else None,
         "wall_s": round(wall, 2),
         "server_cpu_s": round(server_cpu, 2),
+        "server_cpu_us_per_frame": round(server_cpu / delivered * 1e6, 2) if delivered else None,
         "client_cpu_s": round(client_cpu, 2),
         "delivered": delivered,
         "missing": expected - delivered,
