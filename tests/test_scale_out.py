@@ -429,6 +429,8 @@ async def test_a_publish_that_fails_is_sent_again_and_the_request_still_succeeds
     on_b = await cluster.connect(b, "/ws/petitions", ann["token"])
     starts = [await hello_seq(on_a), await hello_seq(on_b)]
     await cluster.file_petition(a, ann["token"], "Opens A's publishing connection")
+    for feed, start in zip((on_a, on_b), starts, strict=True):
+        await read_until(feed, start + 1)  # on B: A's publishing connection is up
     for round_ in range(1, 4):
         assert cluster.kill_redis_connections(a, subscribed=False) == 1
         # The commit stands whatever Redis does; A's own sockets have it at once.

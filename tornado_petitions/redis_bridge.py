@@ -65,6 +65,7 @@ class RedisBridge:
         self._where = urlparse(redis_url).hostname or redis_url
         self._client: aioredis.Redis | None = None
         self._outbox: list[str] = []
+        self._sending = 0  # events in the batch being published now
         self._outbox_ready = asyncio.Event()
         self._subscribed_once = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -110,7 +111,7 @@ class RedisBridge:
                 self._outbox_ready.set()
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + 1.0
-                while self._outbox and loop.time() < deadline and not send_task.done():
+                while (self._outbox or self._sending) and loop.time() < deadline and not send_task.done():
                     await asyncio.sleep(0.01)
             send_task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -138,6 +139,7 @@ class RedisBridge:
             self._outbox_ready.clear()
             while self._outbox:
                 batch, self._outbox = self._outbox, []
+                self._sending = len(batch)
                 try:
                     async with self._client.pipeline(transaction=False) as pipe:
                         for message in batch:
@@ -155,6 +157,8 @@ class RedisBridge:
                     )
                     await asyncio.sleep(_jitter(delay))
                     delay = min(delay * 2, self.reconnect_max)
+                finally:
+                    self._sending = 0
 
     # -- receiving ----------------------------------------------------------
 
