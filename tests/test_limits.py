@@ -201,3 +201,40 @@ async def test_one_socket_more_than_the_per_user_limit_is_closed_4429(api, socke
     bob = await api.register("bob@example.org")
     other = await sockets.connect("/ws/petitions", bob["token"])
     assert (await read_json(other))["type"] == "hello"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=%C2%B2",  # "²": isdigit() holds, int() raises
+        "limit=%D9%A3",  # Arabic-Indic 3: only ASCII digits count
+        "cursor=" + "1" * 5000,  # past int()'s digit limit
+        "author=%205",  # no silent trimming of numbers
+        "status=%20submitted",
+        "limit=1&limit=2",  # ambiguous: given twice
+        "q=" + "x" * 201,
+    ],
+)
+@pytest.mark.gen_test
+async def test_query_values_outside_the_rules_are_422_never_500(api, query):
+    response = await api.get("/api/petitions?" + query)
+    assert response.status == 422, response.body
+    assert response.body["error"]["code"] == "invalid_fields"
+
+
+@pytest.mark.gen_test
+async def test_empty_filters_mean_no_filter(api):
+    ann = await api.register("ann@example.org")
+    await api.file_petition(ann["token"])
+    response = await api.get("/api/petitions?status=&author=&category=&q=&limit=&cursor=")
+    assert response.status == 200 and len(response.body["petitions"]) == 1
+
+
+@pytest.mark.parametrize("since", ["%C2%B2", "%ff", "-1", "1e3", "9" * 40])
+@pytest.mark.gen_test
+async def test_a_malformed_since_is_ignored_and_the_socket_works(api, sockets, since):
+    ann = await api.register("ann@example.org")
+    client = await sockets.connect(f"/ws/petitions?since={since}", ann["token"])
+    assert (await read_json(client))["type"] == "hello"
+    await client.write_message('{"type":"ping"}')
+    assert await read_json(client) == {"type": "pong"}

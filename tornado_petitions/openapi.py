@@ -250,6 +250,20 @@ def _schemas(settings: Settings) -> dict:
     }
 
 
+def _links(source: str, *operation_ids: str) -> dict:
+    """OpenAPI links: the operations a response's petition id leads to."""
+    return {
+        operation_id[0].upper() + operation_id[1:]: {
+            "operationId": operation_id,
+            "parameters": {"id": source},
+        }
+        for operation_id in operation_ids
+    }
+
+
+_FROM_BODY = "$response.body#/petition_id"
+
+
 def _id_parameter() -> dict:
     return {
         "name": "id",
@@ -261,6 +275,12 @@ def _id_parameter() -> dict:
 
 
 def _query(name: str, schema: dict, description: str) -> dict:
+    """An optional query parameter; empty (``?status=``, as HTML forms send) means absent."""
+    if schema["type"] != "string":
+        schema = {"anyOf": [schema, {"type": "string", "enum": [""]}]}
+    elif "enum" in schema:
+        schema = {**schema, "enum": [*schema["enum"], ""]}
+    description += " Empty means no filter." if name != "limit" else " Empty means 20."
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
@@ -343,7 +363,9 @@ def _paths(settings: Settings) -> dict:
                 "parameters": [
                     _query("status", {"type": "string", "enum": list(STATUSES)}, "Only this status."),
                     _query(
-                        "author", {"type": "integer", "minimum": 1, "maximum": _MAX_FILTER}, "Only this author."
+                        "author",
+                        {"type": "integer", "minimum": 1, "maximum": _MAX_FILTER},
+                        "Only this author.",
                     ),
                     _query(
                         "category",
@@ -373,7 +395,11 @@ def _paths(settings: Settings) -> dict:
                 "summary": "File a petition (status `submitted`)",
                 "requestBody": body["NewPetition"],
                 "responses": {
-                    "201": {"description": "Filed.", "content": _json(_ref("Petition"))},
+                    "201": {
+                        "description": "Filed.",
+                        "content": _json(_ref("Petition")),
+                        "links": _links(_FROM_BODY, "getPetition", "petitionHistory", "changeStatus", "sign"),
+                    },
                     **_errors("400", "401", "403", "413", "422"),
                 },
             },
@@ -424,7 +450,7 @@ def _paths(settings: Settings) -> dict:
                 "description": f"Allowed moves: {lifecycle}. Moving to `rejected` needs a note.",
                 "requestBody": body["StatusChange"],
                 "responses": {
-                    "200": petition,
+                    "200": {**petition, "links": _links(_FROM_BODY, "getPetition", "petitionHistory")},
                     **_errors("400", "401", "403", "404"),
                     "409": _error(
                         "A move the lifecycle forbids (`invalid_transition`, with `allowed`), or "
@@ -442,7 +468,7 @@ def _paths(settings: Settings) -> dict:
                 "summary": "Sign the petition",
                 "description": "Rate limited per user.",
                 "responses": {
-                    "201": petition,
+                    "201": {**petition, "links": _links(_FROM_BODY, "withdrawSignature", "getPetition")},
                     **_errors("401", "403", "404"),
                     "409": _error("Already signed (`already_signed`)."),
                     **_errors("429"),

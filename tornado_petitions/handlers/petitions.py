@@ -57,10 +57,11 @@ class PetitionsHandler(ChangeHandler):
         query: dict = {}
 
         def integer(name: str, low: int, high: int) -> int | None:
-            raw = self.get_query_argument(name, None)
+            raw = self.get_query_argument(name, None, strip=False)
             if raw is None or raw == "":
                 return None
-            if not raw.isdigit() or not low <= int(raw) <= high:
+            # ASCII digits only ("²".isdigit() holds, int("²") raises), and few enough for int().
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= 18) or not low <= int(raw) <= high:
                 errors[name] = f"must be an integer from {low} to {high}"
                 return None
             return int(raw)
@@ -68,7 +69,7 @@ class PetitionsHandler(ChangeHandler):
         query["limit"] = integer("limit", 1, self.config.limits.page_size_max) or 20
         query["before"] = integer("cursor", 1, 10**15)
         query["author"] = integer("author", 1, 10**15)
-        status = self.get_query_argument("status", None)
+        status = self.get_query_argument("status", None, strip=False) or None
         if status is not None and status not in STATUSES:
             errors["status"] = "must be one of " + ", ".join(STATUSES)
         query["status"] = status
@@ -78,6 +79,9 @@ class PetitionsHandler(ChangeHandler):
             if value is not None and len(value) > limit:
                 errors[name] = f"must be at most {limit} characters"
             query["text" if name == "q" else name] = (value or "").strip() or None
+        for name in ("limit", "cursor", "author", "status", "category", "q"):
+            if len(self.get_query_arguments(name, strip=False)) > 1:
+                errors[name] = "must be given at most once"
         if errors:
             raise ApiError(
                 422, "invalid_fields", "invalid query: " + ", ".join(sorted(errors)), fields=errors
