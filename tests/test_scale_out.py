@@ -113,11 +113,14 @@ class Cluster:
         return started
 
     def stop(self) -> list[int]:
-        for client in self.sockets:
-            client.close()
-        if self._http is not None:
-            self._http.close()
-        return [process.stop() for process in self.processes]
+        try:
+            for client in self.sockets:
+                client.close()
+            if self._http is not None:
+                self._http.close()
+        finally:
+            codes = [process.stop() for process in self.processes]  # never leave a server behind
+        return codes
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.log()}" for p in self.processes)
