@@ -259,10 +259,11 @@ def prune_events(args: argparse.Namespace) -> int:
     bind_database(db)
     try:
         _, newest = petition_store.log_bounds()
-        removed = petition_store.prune_events(newest - args.keep)
+        keep_after = max(0, newest - max(0, args.keep))
+        removed = petition_store.prune_events(keep_after)
     finally:
         close_database(db)
-    print(f"removed {removed} events; clients older than seq {newest - args.keep} will get a reset")
+    print(f"removed {removed} events; clients resuming from before seq {keep_after} will get a reset")
     return 0
 
 

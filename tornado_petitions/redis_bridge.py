@@ -185,6 +185,9 @@ class RedisBridge:
                 log.warning(
                     "redis subscription to %s lost (%s); reconnecting in %.2fs", self.channel, error, delay
                 )
+            except Exception:
+                # Anything unexpected must not end the subscription for good.
+                log.exception("redis subscription to %s failed; reconnecting in %.2fs", self.channel, delay)
             finally:
                 self.subscribed = False
                 await _close_quietly(pubsub)
