@@ -100,7 +100,7 @@ def test_one_access_line_per_request_and_one_line_per_socket_open_and_close(live
     assert all(parsed), access
     lines = {(m[1], m[2], m[3], m[4]) for m in parsed}
     ann = str(facts["ann_id"])
-    assert ("POST", "/api/auth/register", "201", "-") in lines
+    assert ("POST", "/api/auth/register", "201", ann) in lines  # the new user, once signed in
     assert ("POST", "/api/auth/login", "401", "-") in lines
     assert ("GET", "/api/me", "200", ann) in lines
     assert ("GET", "/api/me", "401", "-") in lines

@@ -279,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Peewee's debug lines carry query parameters (password hashes, token hashes).
+    logging.getLogger("peewee").setLevel(max(logging.INFO, logging.getLogger().level))
     from .server import serve
 
     asyncio.run(serve(settings))

@@ -198,6 +198,11 @@ def _schemas(settings: Settings) -> dict:
                     "minimum": 0,
                     "description": "Newest event this process has seen.",
                 },
+                "redis": {
+                    "type": "string",
+                    "enum": ["off", "subscribed", "reconnecting"],
+                    "description": "Cross-process fan-out; while reconnecting, events still come from the log.",
+                },
             }
         ),
         "Register": {

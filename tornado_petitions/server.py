@@ -101,7 +101,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
         request.path,
         status,
         seconds * 1000,
-        identity.user_id if identity is not None else "-",
+        identity.user_id if identity is not None else getattr(handler, "signed_in_user_id", "-"),
         request.remote_ip,
     )
     metrics = handler.application.settings.get("metrics")

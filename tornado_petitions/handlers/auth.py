@@ -13,6 +13,7 @@ class SignInHandler(BaseHandler):
 
     async def signed_in(self, user, status: int) -> None:
         token = await self.runner.run(accounts.issue_token, user, self.config.token_ttl_seconds)
+        self.signed_in_user_id = user.id  # for the access log line
         self.set_session_cookie(token)
         self.write_json({"user": user.to_dict(), "token": token}, status)
 

@@ -24,8 +24,15 @@ class HealthHandler(BaseHandler):
             "ok": database_ok,
             "database": "ok" if database_ok else "unavailable",
             "seq": self.hub.last_seq,
+            "redis": self._redis_state(),
         }
         self.write_json(document, 200 if database_ok else 503)
+
+    def _redis_state(self) -> str:
+        """Redis down is not unhealthy: sockets still get every event, from the log."""
+        if self.publisher is self.hub:
+            return "off"
+        return "subscribed" if self.publisher.subscribed else "reconnecting"
 
 
 class MetricsHandler(BaseHandler):
