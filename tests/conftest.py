@@ -21,9 +21,10 @@ from tornado_petitions.server import make_app, make_server
 from tornado_petitions.settings import RateLimits, Settings
 
 # Tests sign in far more often than a person would; the rate-limit tests set their own.
+# tests/live_server.py passes the same to ``serve`` processes as flags.
 GENEROUS_RATES = RateLimits(
-    login_per_email=10_000, login_per_address=10_000, register_per_address=10_000,
-    signatures_per_user=10_000,
+    login_per_email=100_000, login_per_address=100_000, register_per_address=100_000,
+    signatures_per_user=100_000,
 )
 
 

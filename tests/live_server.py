@@ -1,7 +1,8 @@
 """The service as an operator runs it: ``python -m tornado_petitions serve`` in a subprocess on a free port.
 
 For tests that need a server outside pytest-tornado's loop (schemathesis,
-hypothesis with synchronous clients) or the process's real stderr (logs).
+hypothesis with synchronous clients), the process's real stderr (logs), a real
+restart (the browser tests) or several processes on one database (scale-out).
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-# Tests sign in far more often than a person would; rate-limit tests pass their own flags.
-GENEROUS_RATE_FLAGS = (
-    "--login-per-email=100000",
-    "--login-per-address=100000",
-    "--register-per-address=100000",
-    "--signatures-per-user=100000",
+from tests.conftest import GENEROUS_RATES
+
+# conftest's GENEROUS_RATES as ``serve`` flags; rate-limit tests pass their own.
+GENEROUS_RATE_FLAGS = tuple(
+    f"--{field.replace('_', '-')}={getattr(GENEROUS_RATES, field)}"
+    for field in ("login_per_email", "login_per_address", "register_per_address", "signatures_per_user")
 )
 
 
@@ -34,31 +35,53 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """One ``serve`` process on a fresh SQLite file; its stderr (the logs) kept in a file."""
+    """One ``serve`` process; its stderr (the logs) kept in ``<name>.log``, appended across restarts.
 
-    def __init__(self, directory: Path, *flags: str, env: dict[str, str] | None = None) -> None:
+    It runs on a fresh SQLite file in ``directory`` unless given ``db_url`` (another
+    process's database, or PostgreSQL).  The port is picked once, so ``stop()`` then
+    ``start()`` is a real restart on the same port and database.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *flags: str,
+        db_url: str | None = None,
+        name: str = "server",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.directory = directory
-        self.db_url = f"sqlite:///{directory / 'live.db'}"
+        self.name = name
+        self.db_url = db_url or f"sqlite:///{directory / 'live.db'}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.log_path = directory / "server.log"
+        self.log_path = directory / f"{name}.log"
         self.flags = flags
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 15.0) -> LiveServer:
         """Start the process and return once ``/healthz`` answers; raise with its log if it does not."""
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> LiveServer:
+        """Start the process without waiting: several started together race to create the schema."""
         command = [sys.executable, "-m", "tornado_petitions", "serve", "--host", "127.0.0.1"]
         command += ["--port", str(self.port), "--db", self.db_url, *self.flags]
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             command, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=self.directory
         )
+        return self
+
+    def wait_ready(self, timeout: float = 15.0) -> LiveServer:
+        """Return once ``/healthz`` answers 200; stop the process and raise with its log if it does not."""
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited {self.process.returncode}:\n{self.log()}")
+                raise RuntimeError(f"{self.name} exited {self.process.returncode}:\n{self.log()}")
             try:
                 if self.call("GET", "/healthz")[0] == 200:
                     return self
@@ -66,7 +89,7 @@ class LiveServer:
                 pass
             time.sleep(0.02)
         self.stop()
-        raise RuntimeError(f"server did not answer within {timeout} s:\n{self.log()}")
+        raise RuntimeError(f"{self.name} did not answer within {timeout} s:\n{self.log()}")
 
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM, wait for exit; returns the exit code (0 after a clean shutdown)."""
@@ -81,6 +104,13 @@ class LiveServer:
         self._log.close()
         return self.process.returncode
 
+    def stop_cleanly(self) -> str:
+        """``stop()``, asserting a clean exit (0; the log is the message); returns the log."""
+        code = self.stop()
+        log = self.log()
+        assert code == 0, log
+        return log
+
     def log(self) -> str:
         """Everything the process wrote to stderr and stdout so far."""
         return self.log_path.read_text(errors="replace")
@@ -89,9 +119,8 @@ class LiveServer:
         """``create-user`` from the shell, the password on stdin as an operator would."""
         command = [sys.executable, "-m", "tornado_petitions", "create-user", "--email", email, "--name", name]
         command += ["--db", self.db_url] + (["--admin"] if admin else [])
-        subprocess.run(
-            command, input=password + "\n", text=True, check=True, capture_output=True, env=self.env
-        )
+        done = subprocess.run(command, input=password + "\n", text=True, capture_output=True, env=self.env)
+        assert done.returncode == 0, done.stderr
 
     def call(
         self,

@@ -21,9 +21,8 @@ from tests.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     OUTPUT,
-    ServiceProcess,
-    free_port,
 )
+from tests.live_server import LiveServer
 
 PASSWORD = "a long password"
 
@@ -38,12 +37,12 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def service(tmp_path) -> Iterator[ServiceProcess]:
-    server = ServiceProcess(tmp_path / "petitions.db", tmp_path / "server.log")
-    server.create_user(ADMIN_EMAIL, "Ada Admin", ADMIN_PASSWORD, admin=True)
+def service(tmp_path) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path)
+    server.create_user(ADMIN_EMAIL, ADMIN_PASSWORD, name="Ada Admin", admin=True)
     server.start()
     yield server
-    server.stop()
+    server.stop_cleanly()
 
 
 class PageErrors:
@@ -71,11 +70,11 @@ def page_errors() -> Iterator[PageErrors]:
     assert watcher.errors == []
 
 
-def open_page(browser: Browser, service: ServiceProcess, errors: PageErrors, **options) -> Page:
+def open_page(browser: Browser, service: LiveServer, errors: PageErrors, **options) -> Page:
     context = browser.new_context(viewport=options.pop("viewport", {"width": 1200, "height": 900}), **options)
     context.set_default_timeout(10_000)
     page = errors.watch(context.new_page())
-    page.goto(service.base_url + "/")
+    page.goto(service.url + "/")
     expect(page.locator("#connection")).to_have_attribute("data-state", "offline")
     return page
 
@@ -150,22 +149,22 @@ def test_citizen_and_admin_stay_live_through_a_server_restart(browser, service, 
 
     # Restart while both pages stay open; a change lands while they are disconnected.
     sockets_before = len(socket_urls)
-    admin_token = service.login(ADMIN_EMAIL, ADMIN_PASSWORD)
-    service.stop()
+    admin_token = service.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)["token"]
+    service.stop_cleanly()
     for page in (citizen, admin):
         expect(page.locator("#connection")).to_have_attribute(
             "data-state", re.compile("reconnecting|offline")
         )
-    side = ServiceProcess(tmp_path / "petitions.db", tmp_path / "side.log", port=free_port())
+    side = LiveServer(tmp_path, db_url=service.db_url, name="side")
     side.start()
-    status, body = side.call(
+    status, body, _ = side.call(
         "PATCH",
         f"/api/petitions/{petition_id}/status",
         {"status": "in_progress", "note": "Crew booked for Monday.", "version": 2},
         admin_token,
     )
     assert status == 200, body
-    side.stop()
+    side.stop_cleanly()
     service.start()
 
     for page in (citizen, admin):
@@ -223,7 +222,7 @@ def test_cookie_post_without_the_xsrf_token_is_refused(browser, service, page_er
     # The same request with the token goes through: the token is the only difference.
     accepted = page.evaluate(post, True)
     assert accepted["status"] == 201, accepted
-    status, body = service.call("GET", "/api/petitions")
+    status, body, _ = service.call("GET", "/api/petitions")
     assert [p["title"] for p in body["petitions"]] == ["Forged petition"]
 
 
@@ -285,7 +284,7 @@ def test_signing_out_in_one_tab_sends_the_other_back_to_sign_in(browser, service
     first = open_page(browser, service, page_errors)
     register(first, "Carla Citizen", "carla@example.org")
     second = page_errors.watch(first.context.new_page())
-    second.goto(service.base_url + "/")
+    second.goto(service.url + "/")
     expect(second.locator("#connection")).to_have_attribute("data-state", "connected")
     first.get_by_role("button", name="Sign out").click()
     expect(first.locator("#signin")).to_be_visible()
@@ -299,11 +298,11 @@ def test_a_stale_dashboard_gets_a_version_conflict_and_the_fresh_state(browser, 
     citizen_token = service.call(
         "POST", "/api/auth/register", {"email": "c@example.org", "name": "Carla", "password": PASSWORD}
     )[1]["token"]
-    status, petition = service.call(
+    status, petition, _ = service.call(
         "POST", "/api/petitions", {"title": "More buses", "description": "Line 4 is full."}, citizen_token
     )
     assert status == 201
-    status, _ = service.call(
+    status, _, _ = service.call(
         "POST", "/api/petitions", {"title": "Fix potholes", "description": "Main St."}, citizen_token
     )
     assert status == 201
@@ -323,8 +322,8 @@ def test_a_stale_dashboard_gets_a_version_conflict_and_the_fresh_state(browser, 
     expect(admin.locator("#dashboard-list .card-title")).to_have_text(["More buses", "Fix potholes"])
 
     frozen["on"] = True
-    other_admin = service.login(ADMIN_EMAIL, ADMIN_PASSWORD)
-    status, body = service.call(
+    other_admin = service.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)["token"]
+    status, body, _ = service.call(
         "PATCH", f"/api/petitions/{petition['petition_id']}/status", {"status": "under_review"}, other_admin
     )
     assert status == 200, body
@@ -336,7 +335,7 @@ def test_a_stale_dashboard_gets_a_version_conflict_and_the_fresh_state(browser, 
     expect(dashboard_card.locator(".badge")).to_have_text("Under review")
     expect(dashboard_card.get_by_label(re.compile("Note to the author"))).to_have_value("Not our department.")
     screenshot(admin, "admin-version-conflict.png")
-    status, body = service.call("GET", f"/api/petitions/{petition['petition_id']}")
+    status, body, _ = service.call("GET", f"/api/petitions/{petition['petition_id']}")
     assert body["status"] == "under_review" and "response" not in body, json.dumps(body)
 
     # A rejection without a note is stopped at the note field.
@@ -359,11 +358,11 @@ def test_public_list_pages_and_filters_by_status_while_live(browser, service, pa
         "POST", "/api/auth/register", {"email": "a@example.org", "name": "Alex", "password": PASSWORD}
     )[1]["token"]
     for number in range(1, 106):
-        status, _ = service.call(
+        status, _, _ = service.call(
             "POST", "/api/petitions", {"title": f"Petition {number}", "description": "text"}, author
         )
         assert status == 201
-    admin_token = service.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    admin_token = service.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)["token"]
     page = open_page(browser, service, page_errors)
     register(page, "Carla Citizen", "carla@example.org")
     cards = page.locator("#all-list .card")
@@ -376,10 +375,10 @@ def test_public_list_pages_and_filters_by_status_while_live(browser, service, pa
     page.locator("#status-filter").select_option("under_review")
     expect(page.locator("#all-empty")).to_be_visible()
     # A petition that moves into the filtered status appears live; one that leaves it goes.
-    status, _ = service.call("PATCH", "/api/petitions/3/status", {"status": "under_review"}, admin_token)
+    status, _, _ = service.call("PATCH", "/api/petitions/3/status", {"status": "under_review"}, admin_token)
     assert status == 200
     expect(page.locator("#all-list .card-title")).to_have_text(["Petition 3"])
-    status, _ = service.call("PATCH", "/api/petitions/3/status", {"status": "in_progress"}, admin_token)
+    status, _, _ = service.call("PATCH", "/api/petitions/3/status", {"status": "in_progress"}, admin_token)
     assert status == 200
     expect(page.locator("#all-empty")).to_be_visible()
     page.locator("#status-filter").select_option("in_progress")
@@ -390,12 +389,12 @@ def test_a_session_revoked_while_disconnected_goes_back_to_sign_in(browser, serv
     page = open_page(browser, service, page_errors)
     register(page, "Carla Citizen", "carla@example.org")
     token = next(c["value"] for c in page.context.cookies() if c["name"] == "petitions_session")
-    service.stop()
+    service.stop_cleanly()
     expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
-    side = ServiceProcess(tmp_path / "petitions.db", tmp_path / "side.log")
+    side = LiveServer(tmp_path, db_url=service.db_url, name="side")
     side.start()
     assert side.call("POST", "/api/auth/logout", token=token)[0] == 204
-    side.stop()
+    side.stop_cleanly()
     service.start()
     # The handshake is refused with 401, which a browser only sees as 1006: the page asks /api/me.
     expect(page.locator("#signin")).to_be_visible(timeout=20_000)
@@ -404,9 +403,7 @@ def test_a_session_revoked_while_disconnected_goes_back_to_sign_in(browser, serv
 
 
 def test_too_many_sockets_backs_off_instead_of_hammering(browser, tmp_path, page_errors):
-    service = ServiceProcess(
-        tmp_path / "petitions.db", tmp_path / "server.log", flags=("--max-sockets-per-user", "2")
-    )
+    service = LiveServer(tmp_path, "--max-sockets-per-user", "2")
     service.start()
     try:
         first = open_page(browser, service, page_errors)
@@ -414,11 +411,11 @@ def test_too_many_sockets_backs_off_instead_of_hammering(browser, tmp_path, page
         attempts: list[str] = []
         second = page_errors.watch(first.context.new_page())
         second.on("websocket", lambda ws: attempts.append(ws.url))
-        second.goto(service.base_url + "/")
+        second.goto(service.url + "/")
         # Both of the second tab's sockets are refused with 4429 (the first tab holds the two allowed).
         expect(second.locator("#connection")).to_have_attribute("data-state", "reconnecting")
         second.wait_for_timeout(1500)  # a plain backoff would have retried several times by now
         assert len(attempts) == 2, attempts
         expect(first.locator("#connection")).to_have_attribute("data-state", "connected")
     finally:
-        service.stop()
+        service.stop_cleanly()

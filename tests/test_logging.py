@@ -80,8 +80,7 @@ def exercise(live: LiveServer) -> tuple[list[str], dict]:
 
 def test_no_token_or_password_ever_reaches_the_log(live):
     secrets, _ = exercise(live)
-    assert live.stop() == 0
-    log = live.log()
+    log = live.stop_cleanly()
     assert "GET /api/me 200" in log, log  # the log was written, and at debug level
     for secret in secrets:
         assert secret not in log, f"{secret!r} appears in the log:\n{log}"
@@ -91,8 +90,7 @@ def test_no_token_or_password_ever_reaches_the_log(live):
 
 def test_one_access_line_per_request_and_one_line_per_socket_open_and_close(live):
     _, facts = exercise(live)
-    assert live.stop() == 0
-    log = live.log()
+    log = live.stop_cleanly()
     access = [line for line in log.splitlines() if "tornado_petitions.access" in line]
     # method, path without query, status, time, user id (or "-" when anonymous)
     pattern = re.compile(r"(GET|POST|PATCH|DELETE) (/\S*) (\d{3}) \d+\.\dms user=(\S+) ip=")

@@ -12,14 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -28,67 +21,7 @@ import tornado.httpclient
 import tornado.websocket
 
 from tests.conftest import read_json
-
-RATE_FLAGS = (
-    "--login-per-email=100000",
-    "--login-per-address=100000",
-    "--register-per-address=100000",
-    "--signatures-per-user=100000",
-)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ServeProcess:
-    """One ``serve`` process; its log kept in a file shown when something fails."""
-
-    def __init__(self, directory: Path, name: str, db_url: str, redis_url: str | None, channel: str) -> None:
-        self.name = name
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.log_path = directory / f"{name}.log"
-        command = [sys.executable, "-m", "tornado_petitions", "serve", "--host", "127.0.0.1"]
-        command += ["--port", str(self.port), "--db", db_url, "--redis-channel", channel, *RATE_FLAGS]
-        if redis_url:
-            command += ["--redis", redis_url]
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, cwd=directory, env={**os.environ}
-        )
-
-    def wait_healthy(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited {self.process.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.02)
-        raise RuntimeError(f"{self.name} did not answer within {timeout} s:\n{self.log()}")
-
-    def stop(self) -> int:
-        """SIGTERM and wait; the exit code (0 after a clean shutdown)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer, free_port
 
 
 class Cluster:
@@ -99,17 +32,18 @@ class Cluster:
         self.db_url = db_url
         self.redis_url = redis_url
         self.channel = "tp-test-" + secrets.token_hex(4)
-        self.processes: list[ServeProcess] = []
+        self.processes: list[LiveServer] = []
         self.sockets: list[tornado.websocket.WebSocketClientConnection] = []
         self._http: tornado.httpclient.AsyncHTTPClient | None = None
 
-    def start(self, *names: str, redis_url: str | None = "default") -> list[ServeProcess]:
+    def start(self, *names: str, redis_url: str | None = "default") -> list[LiveServer]:
         """Start processes together (they race to create the schema) and wait until all answer."""
         url = self.redis_url if redis_url == "default" else redis_url
-        started = [ServeProcess(self.directory, name, self.db_url, url, self.channel) for name in names]
+        flags = (*GENEROUS_RATE_FLAGS, "--redis-channel", self.channel, *(("--redis", url) if url else ()))
+        started = [LiveServer(self.directory, *flags, db_url=self.db_url, name=name).launch() for name in names]
         self.processes += started
         for process in started:
-            process.wait_healthy()
+            process.wait_ready(20.0)
         return started
 
     def stop(self) -> list[int]:
@@ -125,7 +59,7 @@ class Cluster:
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.log()}" for p in self.processes)
 
-    def redis_connections(self, process: ServeProcess | None = None, subscribed: bool | None = None):
+    def redis_connections(self, process: LiveServer | None = None, subscribed: bool | None = None):
         """This cluster's connections to Redis; the bridge names them ``tornado_petitions:<channel>:<pid>``."""
         client = redis.Redis.from_url(self.redis_url)
         try:
@@ -150,7 +84,7 @@ class Cluster:
             await asyncio.sleep(0.01)
         raise AssertionError(f"{self.subscriptions()} of {count} processes subscribed:\n{self.logs()}")
 
-    def kill_redis_connections(self, process: ServeProcess | None = None,
+    def kill_redis_connections(self, process: LiveServer | None = None,
                                subscribed: bool | None = None) -> int:
         """Kill this cluster's connections to Redis (all, or one process's, or its subscription); how many."""
         client = redis.Redis.from_url(self.redis_url)
@@ -160,7 +94,7 @@ class Cluster:
         finally:
             client.close()
 
-    async def call(self, process: ServeProcess, method: str, path: str, body=None, token=None):
+    async def call(self, process: LiveServer, method: str, path: str, body=None, token=None):
         if self._http is None:
             self._http = tornado.httpclient.AsyncHTTPClient()
         headers = {"Content-Type": "application/json"}
@@ -173,7 +107,7 @@ class Cluster:
         )
         return response.code, json.loads(response.body) if response.body else None
 
-    async def register(self, process: ServeProcess, email: str) -> dict:
+    async def register(self, process: LiveServer, email: str) -> dict:
         status, body = await self.call(
             process, "POST", "/api/auth/register", {"email": email, "name": email.split("@")[0],
                                                     "password": "correct horse"}
@@ -181,21 +115,21 @@ class Cluster:
         assert status == 201, body
         return body
 
-    async def file_petition(self, process: ServeProcess, token: str, title: str) -> dict:
+    async def file_petition(self, process: LiveServer, token: str, title: str) -> dict:
         status, body = await self.call(
             process, "POST", "/api/petitions", {"title": title, "description": "Please."}, token
         )
         assert status == 201, body
         return body
 
-    async def sign(self, process: ServeProcess, token: str, petition_id: int, signing: bool = True) -> dict:
+    async def sign(self, process: LiveServer, token: str, petition_id: int, signing: bool = True) -> dict:
         status, body = await self.call(
             process, "POST" if signing else "DELETE", f"/api/petitions/{petition_id}/signatures", token=token
         )
         assert status == (201 if signing else 200), body
         return body
 
-    async def connect(self, process: ServeProcess, path: str, token: str):
+    async def connect(self, process: LiveServer, path: str, token: str):
         request = tornado.httpclient.HTTPRequest(
             process.ws_url + path, headers={"Authorization": "Bearer " + token}
         )
@@ -244,7 +178,7 @@ async def assert_quiet(client) -> None:
     assert await read_json(client) == {"type": "pong"}
 
 
-async def replay(cluster: Cluster, process: ServeProcess, path: str, token: str, since: int) -> list[dict]:
+async def replay(cluster: Cluster, process: LiveServer, path: str, token: str, since: int) -> list[dict]:
     """What the event log says ``path`` should have carried after ``since`` (a resume from the log)."""
     client = await cluster.connect(process, f"{path}?since={since}", token)
     messages = []
@@ -392,6 +326,9 @@ async def test_redis_connections_killed_while_writing_lose_nothing(cluster):
 async def test_process_without_redis_still_serves_and_delivers_from_the_log(cluster, tmp_path):
     (a,) = cluster.start("a")
     (b,) = cluster.start("b", redis_url=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    # Redis down is not unhealthy (200), and /healthz says which process has its subscription.
+    health = [await cluster.call(process, "GET", "/healthz") for process in (a, b)]
+    assert [(status, body["redis"]) for status, body in health] == [(200, "subscribed"), (200, "reconnecting")]
     ann = await cluster.register(b, "ann@example.org")
     on_a = await cluster.connect(a, "/ws/petitions", ann["token"])
     on_b = await cluster.connect(b, "/ws/petitions", ann["token"])

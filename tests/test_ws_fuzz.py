@@ -229,9 +229,7 @@ def live(tmp_path_factory):
     server.token = signed_in["token"]
     server.user_id = signed_in["user"]["user_id"]
     yield server
-    code = server.stop()
-    log = server.log()
-    assert code == 0, log
+    log = server.stop_cleanly()
     assert "Traceback" not in log and " ERROR " not in log, log
 
 
