@@ -25,12 +25,14 @@ _MAX_FILTER = 10**15
 
 # No NUL anywhere.
 _NO_NUL = r"^[^\x00]*$"
-# At least one non-blank character (the server trims), no NUL.
-_NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+# The server trims ASCII whitespace only (validation.TRIMMED): ECMA's \s is not Python's.
+_WS = r" \t\n\r\f\v"
+# At least one non-blank character, no NUL.
+_NOT_BLANK = rf"^[^\x00]*[^{_WS}\x00][^\x00]*$"
 # At least three characters once trimmed, no NUL.
-_THREE_AFTER_TRIM = r"^[^\x00]*[^\s\x00][^\x00]+[^\s\x00][^\x00]*$"
+_THREE_AFTER_TRIM = rf"^[^\x00]*[^{_WS}\x00][^\x00]+[^{_WS}\x00][^\x00]*$"
 # What the server takes for an email: an "@" neither first nor last once trimmed.
-_EMAIL = r"^\s*[^\s@\x00][^\x00]*@[^\x00]*[^\s@\x00]\s*$"
+_EMAIL = rf"^[{_WS}]*[^{_WS}@\x00][^\x00]*@[^\x00]*[^{_WS}@\x00][{_WS}]*$"
 
 
 def _ref(name: str) -> dict:

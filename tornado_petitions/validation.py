@@ -6,6 +6,11 @@ from typing import Any
 
 from .errors import ApiError
 
+# What "trimmed" means, exactly: ASCII whitespace only, so the OpenAPI
+# patterns (ECMA regexes, whose \s differs from Python's str.strip) can say
+# the same thing.
+TRIMMED = " \t\n\r\f\v"
+
 
 class FieldReader:
     """Reads typed fields from a JSON object, collecting every problem before failing."""
@@ -41,7 +46,7 @@ class FieldReader:
             self.errors[name] = f"must be at most {max_len} characters"
             return None
         if strip:
-            value = value.strip()
+            value = value.strip(TRIMMED)
         if "\x00" in value or not _is_utf8(value):
             self.errors[name] = "must be UTF-8 text without NUL characters"
             return None
