@@ -178,11 +178,6 @@ class BaseHandler(ServiceMixin, tornado.web.RequestHandler):
         base = tornado.web.RequestHandler
         return [m for m in cls.SUPPORTED_METHODS if getattr(cls, m.lower()) is not getattr(base, m.lower())]
 
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, ApiError):
-            return
-        super().log_exception(typ, value, tb)
-
     def set_session_cookie(self, token: str) -> None:
         """Sign the web page in: an HttpOnly, SameSite=Lax cookie carrying the token."""
         expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(
