@@ -124,6 +124,9 @@ async def test_signatures(api):
     assert (await api.post("/api/petitions/999999/signatures", token=bob["token"])).status == 404
     fetched = await api.get(f"/api/petitions/{petition['petition_id']}")
     assert fetched.body["signature_count"] == 1
+    assert (await api.get("/api/me/signatures", ann["token"])).body == {"petition_ids": [petition["petition_id"]]}
+    assert (await api.get("/api/me/signatures", bob["token"])).body == {"petition_ids": []}
+    assert (await api.get("/api/me/signatures")).status == 401
 
 
 @pytest.mark.gen_test

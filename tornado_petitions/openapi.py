@@ -361,6 +361,22 @@ def _paths(settings: Settings) -> dict:
                 },
             }
         },
+        "/api/me/signatures": {
+            "get": {
+                "operationId": "mySignatures",
+                "tags": ["petitions"],
+                "summary": "Which petitions the signed-in user has signed",
+                "responses": {
+                    "200": {
+                        "description": "Petition ids, newest signature first.",
+                        "content": _json(
+                            _object({"petition_ids": {"type": "array", "items": {"type": "integer"}}})
+                        ),
+                    },
+                    **_errors("401"),
+                },
+            }
+        },
         "/api/petitions": {
             "get": {
                 "operationId": "listPetitions",

@@ -119,6 +119,16 @@ def user_petitions(user_id: int) -> list[dict]:
     return [_petition_dict(row) for row in query.tuples()]
 
 
+def signed_petition_ids(user_id: int) -> list[int]:
+    """The petitions ``user_id`` has signed, newest signature first."""
+    query = (
+        Signature.select(Signature.petition)
+        .where(Signature.user == user_id)
+        .order_by(Signature.id.desc())
+    )
+    return [petition_id for (petition_id,) in query.tuples()]
+
+
 def _next_seq() -> int:
     """Take the next seq from the counter row, locking it until this transaction ends."""
     EventCounter.update(value=EventCounter.value + 1).where(EventCounter.id == 1).execute()

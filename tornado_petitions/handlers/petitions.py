@@ -100,6 +100,17 @@ class MyPetitionsHandler(BaseHandler):
         self.write_json({"petitions": petitions})
 
 
+class MySignaturesHandler(BaseHandler):
+    """``GET /api/me/signatures``: which petitions the caller signed (for sign/withdraw buttons)."""
+
+    route = "/api/me/signatures"
+
+    async def get(self) -> None:
+        identity = await self.current_identity()
+        ids = await self.runner.run(petition_store.signed_petition_ids, identity.user_id)
+        self.write_json({"petition_ids": ids})
+
+
 class PetitionHandler(BaseHandler):
     """``GET /api/petitions/{id}``."""
 
@@ -157,6 +168,7 @@ class SignaturesHandler(ChangeHandler):
 default_handlers = [
     (r"/api/petitions", PetitionsHandler),
     (r"/api/petitions/my", MyPetitionsHandler),
+    (r"/api/me/signatures", MySignaturesHandler),
     (rf"/api/petitions/{_ID}", PetitionHandler),
     (rf"/api/petitions/{_ID}/events", PetitionEventsHandler),
     (rf"/api/petitions/{_ID}/status", PetitionStatusHandler),
