@@ -22,12 +22,93 @@ from .settings import Settings
 _DEFAULTS = Settings()
 
 
-def _env(name: str, default: object) -> object:
-    return os.environ.get(name, default)
-
-
 def _origins(text: str) -> tuple[str, ...]:
     return tuple(origin.strip().rstrip("/") for origin in text.split(",") if origin.strip())
+
+
+def _switch(text: str) -> bool:
+    return text.lower() in ("1", "true", "yes", "on")
+
+
+# Every ``serve`` setting: (flag, Settings field, help).  The environment
+# variable is PETITIONS_ + the flag's name; ``limits.x`` and ``rate_limits.x``
+# name fields of the nested dataclasses.  Types and defaults come from Settings.
+_SERVE_FLAGS = (
+    ("--port", "port", "HTTP and WebSocket port"),
+    ("--host", "host", "address to bind, empty for all"),
+    ("--db", "db_url", "sqlite:///file.db or postgresql://user@host:5432/name"),
+    ("--redis", "redis_url", "redis:// URL to share events between processes"),
+    ("--redis-channel", "redis_channel", "prefix of the Redis channel"),
+    ("--allowed-origins", "allowed_origins", "extra WebSocket origins, comma-separated"),
+    ("--ping-interval", "ping_interval", "seconds between heartbeat pings"),
+    ("--ping-timeout", "ping_timeout", "seconds a socket has to answer a ping before a 4000 close"),
+    ("--max-sockets-per-user", "max_sockets_per_user", "sockets one user may hold; one more is closed 4429"),
+    ("--max-backlog", "max_backlog", "bytes of unsent frames before a socket is closed 4008"),
+    ("--token-ttl", "token_ttl_seconds", "seconds a sign-in token lives"),
+    ("--secure-cookies", "secure_cookies", "mark the session cookie Secure (behind HTTPS)"),
+    ("--xheaders", "xheaders", "trust X-Forwarded-For/-Proto from a load balancer in front"),
+    ("--db-workers", "db_workers", "threads for database work off the event loop (PostgreSQL)"),
+    ("--max-body-bytes", "limits.body_bytes", "largest request body; larger is 413"),
+    (
+        "--max-ws-message-bytes",
+        "limits.ws_message_bytes",
+        "largest client WebSocket message; larger is closed 1009",
+    ),
+    ("--rate-window", "rate_limits.window_seconds", "seconds of each rate-limit window"),
+    ("--login-per-email", "rate_limits.login_per_email", "sign-in attempts per email per window"),
+    (
+        "--login-per-address",
+        "rate_limits.login_per_address",
+        "sign-in attempts per client address per window",
+    ),
+    (
+        "--register-per-address",
+        "rate_limits.register_per_address",
+        "registrations per client address per window",
+    ),
+    ("--signatures-per-user", "rate_limits.signatures_per_user", "signatures per user per window"),
+    ("--log-level", "log_level", "debug, info, warning or error; logs go to stderr"),
+)
+
+
+def _default(field: str) -> object:
+    value: object = _DEFAULTS
+    for part in field.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _parse(field: str, text: str) -> object:
+    """A flag's or variable's text as the type its Settings field has."""
+    default = _default(field)
+    if field == "allowed_origins":
+        return _origins(text)
+    if isinstance(default, bool):
+        return _switch(text)
+    if default is None:  # an optional URL: empty means unset
+        return text or None
+    return type(default)(text)
+
+
+def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
+    for flag, field, text in _SERVE_FLAGS:
+        variable = "PETITIONS_" + flag[2:].upper().replace("-", "_")
+        default = _default(field)
+        if variable in os.environ:
+            default = _parse(field, os.environ[variable])
+        help_text = f"{text} (env {variable})"
+        if isinstance(_default(field), bool):
+            parser.add_argument(flag, dest=field, action="store_true", default=default, help=help_text)
+            continue
+        parser.add_argument(
+            flag,
+            dest=field,
+            type=lambda text, field=field: _parse(field, text),
+            metavar=flag[2:].upper().replace("-", "_"),
+            default=default,
+            choices=("debug", "info", "warning", "error") if field == "log_level" else None,
+            help=help_text,
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,88 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", help="run the service", formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    serve.add_argument(
-        "--port",
-        type=int,
-        default=int(_env("PETITIONS_PORT", _DEFAULTS.port)),
-        help="HTTP port (env PETITIONS_PORT)",
-    )
-    serve.add_argument(
-        "--host",
-        default=_env("PETITIONS_HOST", _DEFAULTS.host),
-        help="address to bind, empty for all (env PETITIONS_HOST)",
-    )
-    _add_db(serve)
-    serve.add_argument(
-        "--redis",
-        default=_env("PETITIONS_REDIS", None),
-        help="redis:// URL to share events between processes (env PETITIONS_REDIS)",
-    )
-    serve.add_argument(
-        "--redis-channel",
-        default=_env("PETITIONS_REDIS_CHANNEL", _DEFAULTS.redis_channel),
-        help="prefix of the Redis channel (env PETITIONS_REDIS_CHANNEL)",
-    )
-    serve.add_argument(
-        "--allowed-origins",
-        default=_env("PETITIONS_ALLOWED_ORIGINS", ""),
-        help="extra WebSocket origins, comma-separated (env PETITIONS_ALLOWED_ORIGINS)",
-    )
-    serve.add_argument(
-        "--ping-interval",
-        type=float,
-        default=float(_env("PETITIONS_PING_INTERVAL", _DEFAULTS.ping_interval)),
-        help="seconds between heartbeat pings (env PETITIONS_PING_INTERVAL)",
-    )
-    serve.add_argument(
-        "--ping-timeout",
-        type=float,
-        default=float(_env("PETITIONS_PING_TIMEOUT", _DEFAULTS.ping_timeout)),
-        help="seconds a socket has to answer a ping (env PETITIONS_PING_TIMEOUT)",
-    )
-    serve.add_argument(
-        "--max-sockets-per-user",
-        type=int,
-        default=int(_env("PETITIONS_MAX_SOCKETS_PER_USER", _DEFAULTS.max_sockets_per_user)),
-        help="sockets one user may hold (env PETITIONS_MAX_SOCKETS_PER_USER)",
-    )
-    serve.add_argument(
-        "--max-backlog",
-        type=int,
-        default=int(_env("PETITIONS_MAX_BACKLOG", _DEFAULTS.max_backlog)),
-        help="bytes of unsent frames before a socket is closed 4008 (env PETITIONS_MAX_BACKLOG)",
-    )
-    serve.add_argument(
-        "--token-ttl",
-        type=float,
-        default=float(_env("PETITIONS_TOKEN_TTL", _DEFAULTS.token_ttl_seconds)),
-        help="seconds a sign-in token lives (env PETITIONS_TOKEN_TTL)",
-    )
-    serve.add_argument(
-        "--secure-cookies",
-        action="store_true",
-        default=_env("PETITIONS_SECURE_COOKIES", "") == "1",
-        help="mark the session cookie Secure, behind HTTPS (env PETITIONS_SECURE_COOKIES=1)",
-    )
-    serve.add_argument(
-        "--xheaders",
-        action="store_true",
-        default=_env("PETITIONS_XHEADERS", "") == "1",
-        help="trust X-Forwarded-For/-Proto from a load balancer in front (env PETITIONS_XHEADERS=1)",
-    )
-    serve.add_argument(
-        "--db-workers",
-        type=int,
-        default=int(_env("PETITIONS_DB_WORKERS", _DEFAULTS.db_workers)),
-        help="threads for database work off the event loop (env PETITIONS_DB_WORKERS)",
-    )
-    _add_limits(serve)
-    serve.add_argument(
-        "--log-level",
-        default=_env("PETITIONS_LOG_LEVEL", _DEFAULTS.log_level),
-        choices=["debug", "info", "warning", "error"],
-        help="log level; logs go to stderr (env PETITIONS_LOG_LEVEL)",
-    )
+    _add_serve_flags(serve)
 
     create = commands.add_parser("create-user", help="create an account; the password is read from stdin")
     create.add_argument("--email", required=True)
@@ -132,96 +132,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# (flag, environment variable, Limits or RateLimits field, help) of each limit ``serve`` accepts.
-_SIZE_FLAGS = (
-    ("--max-body-bytes", "PETITIONS_MAX_BODY_BYTES", "body_bytes", "largest request body; larger is 413"),
-    (
-        "--max-ws-message-bytes",
-        "PETITIONS_MAX_WS_MESSAGE_BYTES",
-        "ws_message_bytes",
-        "largest client WebSocket message; larger closes the socket 1009",
-    ),
-)
-_RATE_FLAGS = (
-    ("--rate-window", "PETITIONS_RATE_WINDOW", "window_seconds", "seconds of each rate-limit window"),
-    (
-        "--login-per-email",
-        "PETITIONS_LOGIN_PER_EMAIL",
-        "login_per_email",
-        "sign-in attempts per email per window",
-    ),
-    (
-        "--login-per-address",
-        "PETITIONS_LOGIN_PER_ADDRESS",
-        "login_per_address",
-        "sign-in attempts per client address per window",
-    ),
-    (
-        "--register-per-address",
-        "PETITIONS_REGISTER_PER_ADDRESS",
-        "register_per_address",
-        "registrations per client address per window",
-    ),
-    (
-        "--signatures-per-user",
-        "PETITIONS_SIGNATURES_PER_USER",
-        "signatures_per_user",
-        "signatures per user per window",
-    ),
-)
-
-
-def _add_limits(parser: argparse.ArgumentParser) -> None:
-    for flags, defaults in ((_SIZE_FLAGS, _DEFAULTS.limits), (_RATE_FLAGS, _DEFAULTS.rate_limits)):
-        for flag, variable, field, text in flags:
-            default = getattr(defaults, field)
-            parser.add_argument(
-                flag,
-                type=type(default),
-                default=type(default)(_env(variable, default)),
-                help=f"{text} (env {variable})",
-            )
-
-
-def _limits_from_args(args: argparse.Namespace) -> dict:
-    """The ``limits`` and ``rate_limits`` settings the limit flags ask for."""
-
-    def values(flags: tuple) -> dict:
-        return {field: getattr(args, flag[2:].replace("-", "_")) for flag, _, field, _ in flags}
-
-    return {
-        "limits": dataclasses.replace(_DEFAULTS.limits, **values(_SIZE_FLAGS)),
-        "rate_limits": dataclasses.replace(_DEFAULTS.rate_limits, **values(_RATE_FLAGS)),
-    }
-
-
 def _add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
-        default=_env("PETITIONS_DB", _DEFAULTS.db_url),
+        default=os.environ.get("PETITIONS_DB", _DEFAULTS.db_url),
         help="sqlite:///file.db or postgresql://... (env PETITIONS_DB)",
     )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """The ``Settings`` a parsed ``serve`` command line asks for."""
-    return Settings(
-        port=args.port,
-        host=args.host,
-        db_url=args.db,
-        redis_url=args.redis or None,
-        redis_channel=args.redis_channel,
-        allowed_origins=_origins(args.allowed_origins),
-        ping_interval=args.ping_interval,
-        ping_timeout=args.ping_timeout,
-        max_sockets_per_user=args.max_sockets_per_user,
-        max_backlog=args.max_backlog,
-        token_ttl_seconds=args.token_ttl,
-        secure_cookies=args.secure_cookies,
-        xheaders=args.xheaders,
-        db_workers=args.db_workers,
-        log_level=args.log_level,
-        **_limits_from_args(args),
+    top: dict = {}
+    nested: dict[str, dict] = {"limits": {}, "rate_limits": {}}
+    for _, field, _ in _SERVE_FLAGS:
+        value = getattr(args, field)
+        group, _, name = field.rpartition(".")
+        (nested[group] if group else top)[name] = value
+    return dataclasses.replace(
+        _DEFAULTS,
+        **top,
+        limits=dataclasses.replace(_DEFAULTS.limits, **nested["limits"]),
+        rate_limits=dataclasses.replace(_DEFAULTS.rate_limits, **nested["rate_limits"]),
     )
 
 
