@@ -419,3 +419,58 @@ def test_too_many_sockets_backs_off_instead_of_hammering(browser, tmp_path, page
         expect(first.locator("#connection")).to_have_attribute("data-state", "connected")
     finally:
         service.stop_cleanly()
+
+
+def test_signatures_follow_the_user_to_another_browser(browser, service, page_errors):
+    author = service.call(
+        "POST", "/api/auth/register", {"email": "a@example.org", "name": "Alex", "password": PASSWORD}
+    )[1]["token"]
+    status, petition, _ = service.call(
+        "POST", "/api/petitions", {"title": "Trees on Oak Road", "description": "Shade."}, author
+    )
+    assert status == 201
+    petition_id = petition["petition_id"]
+    first = open_page(browser, service, page_errors)
+    register(first, "Sam Signer", "sam@example.org")
+    first_card = card(first, "all-list", petition_id)
+    first_card.get_by_role("button", name="Sign: Trees on Oak Road").click()
+    expect(first_card.get_by_role("button", name=re.compile("^Withdraw"))).to_be_visible()
+
+    # A fresh context shares no cookies or storage with the first: only the server knows who signed.
+    second = page_errors.watch(browser.new_context(viewport={"width": 1200, "height": 900}).new_page())
+    second.context.set_default_timeout(10_000)
+    public_feeds: list[WebSocketRoute] = []
+
+    def pass_through(route: WebSocketRoute) -> None:
+        route.connect_to_server()
+        public_feeds.append(route)
+
+    second.route_web_socket(re.compile(r"/ws/petitions(\?.*)?$"), pass_through)
+    # What an earlier version of the page left behind is cleared on load.
+    second.context.add_init_script("localStorage.setItem('petitions.signed.2', '[]')")
+    changes: list[tuple[str, int]] = []
+    second.on(
+        "response",
+        lambda response: (
+            changes.append((response.request.method, response.status))
+            if response.url.endswith("/signatures") and response.request.method != "GET"
+            else None
+        ),
+    )
+    second.goto(service.url + "/")
+    sign_in(second, "sam@example.org", PASSWORD)
+    second_card = card(second, "all-list", petition_id)
+    expect(second_card.locator("button.sign")).to_have_text("Withdraw signature")
+    assert changes == []  # right from the start, not after a Sign answered 409
+    assert second.evaluate("Object.keys(localStorage)") == []
+
+    # Withdrawn in the first browser: the event moves the count but does not say whose signature went...
+    first_card.get_by_role("button", name=re.compile("^Withdraw")).click()
+    expect(second_card.locator(".signatures")).to_have_text("0 signatures")
+    expect(second_card.locator("button.sign")).to_have_text("Withdraw signature")
+    # ...so a resumed feed asks the server again.
+    public_feeds[-1].close(code=1001, reason="going away")
+    expect(second_card.locator("button.sign")).to_have_text("Sign")
+    assert len(public_feeds) == 2 and "?since=" in public_feeds[1].url, [r.url for r in public_feeds]
+    assert changes == []
+    second.context.close()

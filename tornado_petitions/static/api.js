@@ -61,6 +61,7 @@ export const api = {
   petition: (id) => request("GET", `/api/petitions/${id}`),
   file: (fields) => request("POST", "/api/petitions", fields),
   myPetitions: () => request("GET", "/api/petitions/my"),
+  mySignatures: () => request("GET", "/api/me/signatures"),
   list(status, cursor, limit = 100) {
     const query = new URLSearchParams({ limit: String(limit) });
     if (status) query.set("status", status);

@@ -18,7 +18,9 @@ const state = {
   nextCursor: null,
   filter: "",
   mine: [],
-  signed: new Set(),
+  signed: new Set(), // petition ids this user has signed, as the server last said
+  signedChanges: 0, // bumped by each sign / withdraw answer, so an older fetched list cannot undo it
+  greeted: false, // the public feed said hello once since sign-in: later hellos are resumes
   lastAction: new Map(), // petition_id -> the latest admin-feed event about it
   feeds: [],
   needsList: true,
@@ -112,11 +114,15 @@ function onEventMessage(message) {
       state.needsList = false;
       loadList();
     }
+    // Events do not say who signed: after a resume, ask which signatures are ours now.
+    if (state.greeted) loadSignatures();
+    state.greeted = true;
   } else if (message.type === "reset") {
     // We were away longer than the server's log remembers: start over from HTTP.
     state.petitions.clear();
     state.needsList = false;
     loadList();
+    loadSignatures();
   } else if (message.type === "event") {
     applyPetition(message.petition);
     // The dashboard shows who last moved each petition (and their note); signatures only move the count.
@@ -255,25 +261,26 @@ async function toggleSignature(card) {
   }
 }
 
-function signedKey() {
-  return `petitions.signed.${state.user.user_id}`;
-}
-
 function setSigned(id, signed) {
   if (signed) state.signed.add(id);
   else state.signed.delete(id);
-  try {
-    localStorage.setItem(signedKey(), JSON.stringify([...state.signed]));
-  } catch {
-    // storage full or disabled: the set still lives for this page
-  }
+  state.signedChanges += 1;
 }
 
-function loadSigned() {
+/** Ask the server which petitions this user signed (sign-in, resume, reset); admins get no Sign buttons. */
+async function loadSignatures() {
+  if (!state.user || isAdmin()) return;
+  const { user, signedChanges } = state;
   try {
-    state.signed = new Set(JSON.parse(localStorage.getItem(signedKey()) || "[]"));
-  } catch {
-    state.signed = new Set();
+    const { petition_ids: ids } = await api.mySignatures();
+    if (user !== state.user) return;
+    // A sign or withdraw answered meanwhile may be newer than this list: ask again.
+    if (signedChanges !== state.signedChanges) return loadSignatures();
+    state.signed = new Set(ids);
+    scheduleRender();
+  } catch (error) {
+    // A 401 is the feeds' to handle (back to sign-in); anything else waits for the next resume.
+    if (user === state.user && error.status !== 401) notice(`Could not load your signatures: ${describe(error)}`);
   }
 }
 
@@ -511,7 +518,9 @@ function signedIn(user) {
   state.lastAction.clear();
   state.needsList = true;
   state.filter = "";
-  loadSigned();
+  state.signed = new Set();
+  state.greeted = false;
+  loadSignatures();
   notice("");
   $("signin").hidden = true;
   $("account").hidden = false;
@@ -533,6 +542,7 @@ function signedOut(message) {
   state.user = null;
   state.petitions.clear();
   state.mine = [];
+  state.signed = new Set();
   state.loadToken += 1;
   for (const id of ["account", "sections-nav", "dashboard", "citizen", "all"]) $(id).hidden = true;
   $("signin").hidden = false;
@@ -563,6 +573,12 @@ function applyLimits() {
 }
 
 async function boot() {
+  // Earlier versions of this page kept signatures in localStorage; the server says now.
+  try {
+    for (const key of Object.keys(localStorage)) if (key.startsWith("petitions.signed.")) localStorage.removeItem(key);
+  } catch {
+    // storage disabled: nothing was kept
+  }
   applyLimits();
   fillStatusOptions($("status-filter"), []);
   fillStatusOptions($("dashboard-filter"), [["open", "waiting for a decision"]]);
