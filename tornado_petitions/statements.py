@@ -1,0 +1,56 @@
+"""The statements every request runs, written out once as SQL instead of built by Peewee each time.
+
+Peewee compiles a query's SQL anew on every execution; on the create path
+that compiling was most of the request's CPU time (README "Performance").
+The few statements on the hot path (token lookup, next seq, petition and
+event inserts, one petition by id) live here as text with ``?``
+placeholders and run on whichever database the models are bound to
+(``%s`` placeholders for PostgreSQL).  Everything else stays Peewee.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from typing import Any
+
+from .models import database_proxy
+
+IDENTIFY = (
+    'SELECT u."id", u."email", u."name", u."role", t."expires_at", t."revoked_at"'
+    ' FROM "auth_token" AS t JOIN "user" AS u ON u."id" = t."user_id" WHERE t."token_hash" = ?'
+)
+NEXT_SEQ = 'UPDATE "event_counter" SET "value" = "value" + 1 WHERE "id" = 1 RETURNING "value"'
+INSERT_PETITION = (
+    'INSERT INTO "petition" ("title", "description", "category", "location", "author_id", "status",'
+    ' "signature_count", "version", "submitted_at", "updated_at")'
+    ' VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING "id"'
+)
+INSERT_EVENT = (
+    'INSERT INTO "petition_event" ("seq", "petition_id", "author_id", "kind", "actor_id", "from_status",'
+    ' "to_status", "note", "petition_json", "created_at") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
+)
+# The columns of petition_store._PETITION_COLUMNS, in the same order.
+PETITION_BY_ID = (
+    'SELECT p."id", p."title", p."description", p."category", p."location", p."author_id", u."name",'
+    ' p."status", p."signature_count", p."version", p."response", p."submitted_at", p."updated_at"'
+    ' FROM "petition" AS p JOIN "user" AS u ON u."id" = p."author_id" WHERE p."id" = ?'
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _in_style(param: str, text: str) -> str:
+    return text if param == "?" else text.replace("?", param)
+
+
+def execute(text: str, params: tuple = ()) -> Any:
+    """Run one statement above on the bound database; returns the DB-API cursor."""
+    db = database_proxy.obj
+    return db.execute_sql(_in_style(db.param, text), params)
+
+
+def timestamp(value: Any) -> datetime.datetime | None:
+    """A DATETIME column as read back: SQLite gives the text it stored, PostgreSQL a datetime."""
+    if isinstance(value, str):
+        return datetime.datetime.fromisoformat(value)
+    return value
