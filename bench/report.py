@@ -89,7 +89,8 @@ def _delivery(results: list[dict], args: argparse.Namespace) -> list[str]:
         ("create p99, ms", "create_p99_ms", 1),
         ("commit to receive, p50 ms", "receive_p50_ms", 1),
         ("commit to receive, p99 ms", "receive_p99_ms", 1),
-        ("commit to last socket, p99 ms", "last_socket_p99_ms", 1),
+        ("commit to the slowest probed socket, p99 of events, ms", "slowest_probe_p99_ms", 1),
+        ("server CPU share of its core", "server_cpu_share", 2),
     ]
     lines = [
         f"Delivery under load: {args.load_sockets:,} feed sockets while {args.clients} clients file petitions",
