@@ -152,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(table(results, args))
+    info = machine()
+    print()
+    print(
+        f"Machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}, Python {info['python']}; "
+        f"servers pinned to core 0 and load to core 1: {PINNED}. Median of {args.runs} run(s); "
+        f"load average at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())}."
+    )
     return 0
 
 
