@@ -32,6 +32,13 @@ PROBE_EVERY = 10
 LINE_LIMIT = 256 * 1024 * 1024
 
 
+def steal_ms() -> float:
+    """CPU time the hypervisor took from this machine so far (``/proc/stat``), in ms."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()
+    return int(fields[8]) * 1000 / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
 def percentile(values: list[float], fraction: float) -> float:
     """Nearest-rank percentile of ``values`` (any order)."""
     ordered = sorted(values)
@@ -254,11 +261,13 @@ async def delivery_under_load(
         group = ClientGroup(server, sockets, mode="latency", probe_every=PROBE_EVERY)
         async with group, profiled(server, "delivery"):
             cpu_before = server.cpu_seconds()
+            steal_before = steal_ms()
             result = await closed_loop(
                 "127.0.0.1", server.port, create_request(server.tokens),
                 concurrency=concurrency, seconds=seconds, expect=201,
             )  # fmt: skip
             cpu = server.cpu_seconds() - cpu_before
+            steal = steal_ms() - steal_before
             await asyncio.sleep(0.5)
             dumps = await group.dump()
     finally:
@@ -280,6 +289,7 @@ async def delivery_under_load(
         "closed_sockets": sum(r["closed"] for r in dumps),
         "probed_sockets": math.ceil(group.ready / PROBE_EVERY),
         "server_cpu_share": cpu / result.seconds,
+        "steal_ms": steal,
         "create_rps": result.ok / result.seconds,
         "create_p99_ms": percentile(result.latencies, 0.99) * 1000,
         "receive_p50_ms": hist_percentile(hist, 0.50, 0.1),

@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import base64
 import datetime
+import gc
 import os
 import resource
 import sys
@@ -233,6 +234,17 @@ async def main(args: argparse.Namespace) -> None:
                 feed.failed += 1
 
     await asyncio.gather(*(connect() for _ in range(args.count)))
+    # Thousands of long-lived client objects: keep the collector's full passes
+    # (tens of ms, stalling every socket of this process) out of the timings.
+    gc.collect()
+    gc.freeze()
+    if args.mode == "latency":
+        # The HTTP load generator shares this core; without priority, a probe
+        # waits out its time slice and that wait would count as delivery latency.
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, -5)
+        except PermissionError:
+            pass
     _say({"ready": feed.greeted, "failed": feed.failed})
     while True:
         command = await loop.run_in_executor(None, sys.stdin.readline)
