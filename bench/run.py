@@ -22,7 +22,7 @@ from pathlib import Path
 
 import ujson
 
-from . import scenarios
+from . import scenarios, targets
 from .targets import (
     CLIENT_CORE,
     PINNED,
@@ -56,6 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--peers", type=Path, default=ROOT.parent / "shared" / "peers")
     parser.add_argument("--out", type=Path, help="also write the JSON lines to this file")
     parser.add_argument("--profile", type=Path, help="py-spy our server into this folder (slows it)")
+    parser.add_argument("--ours-src", type=Path, help="run tornado_petitions from this checkout instead")
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.sockets, args.events = 1, "200,1000", 3
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {CLIENT_CORE})
     peers_python(args.peers)  # build the peers' venv before anything is timed
     out = open(args.out, "w") if args.out else None
+    targets.OURS_SRC = args.ours_src.resolve() if args.ours_src else None
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
         scenarios.PROFILE_DIR = str(args.profile)

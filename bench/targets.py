@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench" / ".cache"
 PASSWORD = "bench-password-1"
 SERVER_CORE, CLIENT_CORE = 0, 1
+# ``--ours-src DIR``: run tornado_petitions from another checkout (say, before a change).
+OURS_SRC: Path | None = None
 PINNED = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
 
 
@@ -87,6 +89,10 @@ class Server:
         return dict(os.environ)
 
     @property
+    def cwd(self) -> Path:
+        return ROOT
+
+    @property
     def health_port(self) -> int:
         return self.port
 
@@ -96,7 +102,7 @@ class Server:
         pin = ["taskset", "-c", str(SERVER_CORE)] if PINNED else []
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
-                [*pin, *self.command()], stdout=out, stderr=subprocess.STDOUT, env=self.env(), cwd=ROOT
+                [*pin, *self.command()], stdout=out, stderr=subprocess.STDOUT, env=self.env(), cwd=self.cwd
             )
         for _ in range(1500):
             if self.process.poll() is not None:
@@ -202,6 +208,15 @@ class OurServer(ApiServer):
         if executor:
             self.name = "tornado_petitions (executor)"
 
+    @property
+    def cwd(self) -> Path:
+        return OURS_SRC or ROOT
+
+    def env(self) -> dict[str, str]:
+        if OURS_SRC is None:
+            return dict(os.environ)
+        return {**os.environ, "PYTHONPATH": f"{OURS_SRC}{os.pathsep}{ROOT}"}
+
     def command(self) -> list[str]:
         module = "bench.executor_serve" if self.executor else "tornado_petitions"
         flags = ["--port", str(self.port), "--host", "127.0.0.1", "--db", self.db_url]
@@ -211,7 +226,7 @@ class OurServer(ApiServer):
         create = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tornado_petitions", "create-user", "--admin",
             "--email", "admin@bench.example", "--name", "Admin", "--db", self.db_url,
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd=ROOT,
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, cwd=self.cwd, env=self.env(),
         )  # fmt: skip
         await create.communicate(PASSWORD.encode() + b"\n")
         assert create.returncode == 0, "create-user failed"
