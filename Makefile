@@ -24,10 +24,12 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev
 	scripts/install-test-deps.sh
 	$(VENV)/bin/ruff check tornado_petitions tests bench
+	$(VENV)/bin/ruff format --check tornado_petitions tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check tornado_petitions tests bench
+	$(VENV)/bin/ruff format --check tornado_petitions tests bench
 	$(VENV)/bin/ruff format --check tornado_petitions tests bench
 
 bench: $(VENV)/.dev

@@ -142,9 +142,27 @@ def start_servers(count: int, db_url: str, redis_url: str, channel: str, sockets
     processes = []
     for index in range(count):
         port = free_port()
-        command = [sys.executable, "-m", "tornado_petitions", "serve", "--host", "127.0.0.1",
-                   "--port", str(port), "--db", db_url, "--redis", redis_url, "--redis-channel", channel,
-                   "--max-sockets-per-user", str(sockets + 10), "--log-level", "warning", *RATE_FLAGS]
+        command = [
+            sys.executable,
+            "-m",
+            "tornado_petitions",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--db",
+            db_url,
+            "--redis",
+            redis_url,
+            "--redis-channel",
+            channel,
+            "--max-sockets-per-user",
+            str(sockets + 10),
+            "--log-level",
+            "warning",
+            *RATE_FLAGS,
+        ]
         log = open(logs / f"server{index}.log", "wb")  # noqa: SIM115 - lives as long as the server
         processes.append((f"http://127.0.0.1:{port}", subprocess.Popen(command, stdout=log, stderr=log)))
     for url, process in processes:
@@ -193,11 +211,16 @@ def run_layout(args, servers_count: int, pg_server: str, logs: Path) -> dict:
     clients = []
     try:
         channel = "tp-bench-" + secrets.token_hex(4)
-        servers = start_servers(servers_count, f"{pg_server}/{db_name}", args.redis, channel, args.sockets, logs)
+        servers = start_servers(
+            servers_count, f"{pg_server}/{db_name}", args.redis, channel, args.sockets, logs
+        )
         urls = [url for url, _ in servers]
         a = urls[0]
-        user = http("POST", a + "/api/auth/register",
-                    {"email": "bench@example.org", "name": "Bench", "password": "bench password"})
+        user = http(
+            "POST",
+            a + "/api/auth/register",
+            {"email": "bench@example.org", "name": "Bench", "password": "bench password"},
+        )
         token = user["token"]
         petition = http("POST", a + "/api/petitions", {"title": "Benchmark", "description": "x"}, token)
         path = f"{a}/api/petitions/{petition['petition_id']}/signatures"
@@ -206,9 +229,11 @@ def run_layout(args, servers_count: int, pg_server: str, logs: Path) -> dict:
             wait_for_seq(url, base_seq)
 
         events = args.paced + args.burst
-        ws_urls = ["ws" + url[len("http"):] for url in urls]
+        ws_urls = ["ws" + url[len("http") :] for url in urls]
         context = multiprocessing.get_context("fork")
-        shares = [args.sockets // args.clients + (i < args.sockets % args.clients) for i in range(args.clients)]
+        shares = [
+            args.sockets // args.clients + (i < args.sockets % args.clients) for i in range(args.clients)
+        ]
         for share in shares:
             parent_end, child_end = context.Pipe()
             process = context.Process(
@@ -258,10 +283,8 @@ def run_layout(args, servers_count: int, pg_server: str, logs: Path) -> dict:
         stop_servers(servers)
         admin(pg_server, f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
 
-    paced_ms = sorted(
-        (t - sent[index]) * 1000 for index in range(args.paced) for t in received[index]
-    )
-    burst_last = max((max(r) for r in received[args.paced:] if r), default=float("nan"))
+    paced_ms = sorted((t - sent[index]) * 1000 for index in range(args.paced) for t in received[index])
+    burst_last = max((max(r) for r in received[args.paced :] if r), default=float("nan"))
     burst_seconds = burst_last - burst_started
     delivered = sum(len(r) for r in received)
     expected = connected * events
@@ -332,7 +355,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=2.0, help="paced events per second")
     parser.add_argument("--burst", type=int, default=100, help="events sent back to back")
     parser.add_argument("--layouts", default="1,2", help="server process counts to compare")
-    parser.add_argument("--pg", default=os.environ.get("PETITIONS_TEST_PG", "postgresql://postgres@127.0.0.1:5432"))
+    parser.add_argument(
+        "--pg", default=os.environ.get("PETITIONS_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+    )
     parser.add_argument("--redis", default=os.environ.get("PETITIONS_TEST_REDIS", "redis://127.0.0.1:6379/0"))
     args = parser.parse_args(argv)
 

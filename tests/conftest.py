@@ -23,7 +23,9 @@ from tornado_petitions.settings import RateLimits, Settings
 # Tests sign in far more often than a person would; the rate-limit tests set their own.
 # tests/live_server.py passes the same to ``serve`` processes as flags.
 GENEROUS_RATES = RateLimits(
-    login_per_email=100_000, login_per_address=100_000, register_per_address=100_000,
+    login_per_email=100_000,
+    login_per_address=100_000,
+    register_per_address=100_000,
     signatures_per_user=100_000,
 )
 
@@ -123,8 +125,15 @@ class Api:
         self.client = client
         self.base_url = base_url
 
-    async def call(self, method: str, path: str, body: Any = None, token: str | None = None,
-                   raw: bytes | None = None, headers: dict | None = None) -> Response:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        raw: bytes | None = None,
+        headers: dict | None = None,
+    ) -> Response:
         all_headers = {"Content-Type": "application/json"}
         if token:
             all_headers["Authorization"] = "Bearer " + token
@@ -133,12 +142,19 @@ class Api:
         if data is None and method in ("POST", "PATCH", "PUT"):
             data = b""
         response = await self.client.fetch(
-            self.base_url + path, method=method, body=data, headers=all_headers,
-            raise_error=False, allow_nonstandard_methods=True,
+            self.base_url + path,
+            method=method,
+            body=data,
+            headers=all_headers,
+            raise_error=False,
+            allow_nonstandard_methods=True,
         )
         text = response.body.decode() if response.body else ""
-        parsed = json.loads(text) if text and response.headers.get("Content-Type", "").startswith(
-            "application/json") else text
+        parsed = (
+            json.loads(text)
+            if text and response.headers.get("Content-Type", "").startswith("application/json")
+            else text
+        )
         return Response(response.code, parsed, response.headers)
 
     async def get(self, path: str, token: str | None = None) -> Response:
@@ -188,11 +204,12 @@ class SocketClients:
     """Opens WebSocket clients to the server under test and closes every one at tear-down."""
 
     def __init__(self, base_url: str) -> None:
-        self.ws_base = "ws" + base_url[len("http"):]
+        self.ws_base = "ws" + base_url[len("http") :]
         self.clients: list[tornado.websocket.WebSocketClientConnection] = []
 
-    async def connect(self, path: str, token: str | None = None,
-                      headers: dict | None = None) -> tornado.websocket.WebSocketClientConnection:
+    async def connect(
+        self, path: str, token: str | None = None, headers: dict | None = None
+    ) -> tornado.websocket.WebSocketClientConnection:
         request = tornado.httpclient.HTTPRequest(self.ws_base + path, headers=headers or {})
         if token:
             request.headers["Authorization"] = "Bearer " + token

@@ -15,7 +15,10 @@ from tornado_petitions.models import AuthToken, User, utcnow
 async def test_register_login_me_logout(api):
     registered = await api.register("Ann@Example.org", "Ann", "correct horse")
     assert registered["user"] == {
-        "user_id": registered["user"]["user_id"], "email": "ann@example.org", "name": "Ann", "role": "citizen",
+        "user_id": registered["user"]["user_id"],
+        "email": "ann@example.org",
+        "name": "Ann",
+        "role": "citizen",
     }
     login = await api.post("/api/auth/login", {"email": "ann@example.org", "password": "correct horse"})
     assert login.status == 200
@@ -62,7 +65,9 @@ async def test_wrong_password_and_unknown_email_look_the_same(api):
 @pytest.mark.gen_test
 async def test_duplicate_email_is_409(api):
     await api.register("dan@example.org")
-    again = await api.post("/api/auth/register", {"email": "DAN@example.org", "name": "D", "password": "12345678"})
+    again = await api.post(
+        "/api/auth/register", {"email": "DAN@example.org", "name": "D", "password": "12345678"}
+    )
     assert again.status == 409
     assert again.body["error"]["code"] == "email_taken"
 

@@ -22,7 +22,9 @@ async def test_reader_that_stops_is_closed_4008_and_others_keep_up(api, sockets,
     ann = await api.register("ann@example.org")
     reader = await sockets.connect("/ws/petitions", ann["token"])
     await read_json(reader)
-    stalled = await RawWebSocket.connect(http_port, "/ws/petitions?token=" + ann["token"], receive_buffer=4096)
+    stalled = await RawWebSocket.connect(
+        http_port, "/ws/petitions?token=" + ann["token"], receive_buffer=4096
+    )
     assert app.hub.count("public") == 2
 
     description = "x" * 9_000  # ~9 KB per event on the wire

@@ -9,29 +9,49 @@ import pytest
 from tornado_petitions.models import EventCounter, Petition, PetitionEvent
 
 NASTY_VALUES = [
-    None, 0, -1, 1.5, True, [], {}, ["a"], {"$ne": 1}, "", " ", "\x00", "a" * 100_000,
-    "'; DROP TABLE petition; --", "\" OR 1=1 --", "<script>alert(1)</script>", "💥" * 50,
-    "\ud800", 2**70, "%", "_",
+    None,
+    0,
+    -1,
+    1.5,
+    True,
+    [],
+    {},
+    ["a"],
+    {"$ne": 1},
+    "",
+    " ",
+    "\x00",
+    "a" * 100_000,
+    "'; DROP TABLE petition; --",
+    '" OR 1=1 --',
+    "<script>alert(1)</script>",
+    "💥" * 50,
+    "\ud800",
+    2**70,
+    "%",
+    "_",
 ]
 
 
 def state() -> tuple:
     """Everything a failed request must leave untouched."""
-    return (Petition.select().count(), PetitionEvent.select().count(),
-            EventCounter.get_by_id(1).value)
+    return (Petition.select().count(), PetitionEvent.select().count(), EventCounter.get_by_id(1).value)
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("raw, status", [
-    (b"{not json", 400),
-    (b"", 400),
-    (b"\xff\xfe", 400),
-    (b"[1, 2", 400),
-    (b"[]", 422),
-    (b'"a string"', 422),
-    (b"null", 422),
-    (b"12", 422),
-])
+@pytest.mark.parametrize(
+    "raw, status",
+    [
+        (b"{not json", 400),
+        (b"", 400),
+        (b"\xff\xfe", 400),
+        (b"[1, 2", 400),
+        (b"[]", 422),
+        (b'"a string"', 422),
+        (b"null", 422),
+        (b"12", 422),
+    ],
+)
 async def test_malformed_bodies(api, raw, status):
     ann = await api.register("ann@example.org")
     before = state()
@@ -56,14 +76,34 @@ async def test_every_field_of_every_write_survives_nasty_values(api, make_admin)
     admin = make_admin()
     petition = await api.file_petition(ann["token"])
     targets = [
-        ("POST", "/api/petitions", ann["token"], {"title": "Valid title", "description": "Valid"},
-         ["title", "description", "category", "location", "unknown_field"]),
-        ("PATCH", f"/api/petitions/{petition['petition_id']}/status", admin["token"],
-         {"status": "under_review"}, ["status", "note", "version"]),
-        ("POST", "/api/auth/register", None, {"email": "x@y.org", "name": "X", "password": "12345678"},
-         ["email", "name", "password"]),
-        ("POST", "/api/auth/login", None, {"email": "ann@example.org", "password": "12345678"},
-         ["email", "password"]),
+        (
+            "POST",
+            "/api/petitions",
+            ann["token"],
+            {"title": "Valid title", "description": "Valid"},
+            ["title", "description", "category", "location", "unknown_field"],
+        ),
+        (
+            "PATCH",
+            f"/api/petitions/{petition['petition_id']}/status",
+            admin["token"],
+            {"status": "under_review"},
+            ["status", "note", "version"],
+        ),
+        (
+            "POST",
+            "/api/auth/register",
+            None,
+            {"email": "x@y.org", "name": "X", "password": "12345678"},
+            ["email", "name", "password"],
+        ),
+        (
+            "POST",
+            "/api/auth/login",
+            None,
+            {"email": "ann@example.org", "password": "12345678"},
+            ["email", "password"],
+        ),
     ]
     for method, path, token, valid, fields in targets:
         for field in fields:
@@ -72,8 +112,9 @@ async def test_every_field_of_every_write_survives_nasty_values(api, make_admin)
                 raw = json.dumps(body).encode()
                 response = await api.call(method, path, raw=raw, token=token)
                 assert response.status < 500, (method, path, field, value, response.body)
-                assert isinstance(response.body, dict) and "error" in response.body or response.status < 300, (
-                    method, path, field, value, response.body)
+                assert (
+                    isinstance(response.body, dict) and "error" in response.body or response.status < 300
+                ), (method, path, field, value, response.body)
                 if response.status == 422:
                     assert response.body["error"]["fields"]
                 if method == "PATCH" and response.status == 200:
@@ -88,10 +129,10 @@ async def test_every_field_of_every_write_survives_nasty_values(api, make_admin)
 async def test_sql_looking_and_unicode_text_is_stored_verbatim(api):
     ann = await api.register("ann@example.org")
     title = "Robert'); DROP TABLE petition;-- 💥 ñ"
-    created = await api.file_petition(ann["token"], title, description="\" OR 1=1 -- <b>x</b>")
+    created = await api.file_petition(ann["token"], title, description='" OR 1=1 -- <b>x</b>')
     fetched = await api.get(f"/api/petitions/{created['petition_id']}")
     assert fetched.body["title"] == title
-    assert fetched.body["description"] == "\" OR 1=1 -- <b>x</b>"
+    assert fetched.body["description"] == '" OR 1=1 -- <b>x</b>'
     found = await api.get("/api/petitions?q=" + "DROP%20TABLE")
     assert [p["petition_id"] for p in found.body["petitions"]] == [created["petition_id"]]
 

@@ -124,7 +124,9 @@ async def test_signatures(api):
     assert (await api.post("/api/petitions/999999/signatures", token=bob["token"])).status == 404
     fetched = await api.get(f"/api/petitions/{petition['petition_id']}")
     assert fetched.body["signature_count"] == 1
-    assert (await api.get("/api/me/signatures", ann["token"])).body == {"petition_ids": [petition["petition_id"]]}
+    assert (await api.get("/api/me/signatures", ann["token"])).body == {
+        "petition_ids": [petition["petition_id"]]
+    }
     assert (await api.get("/api/me/signatures", bob["token"])).body == {"petition_ids": []}
     assert (await api.get("/api/me/signatures")).status == 401
 
@@ -155,12 +157,17 @@ async def test_list_filters_and_cursor_pages(api, make_admin):
     made = []
     for i in range(7):
         author = ann if i % 2 == 0 else bob
-        made.append(await api.file_petition(author["token"], f"Petition number {i}",
-                                            category="roads" if i < 3 else "parks"))
+        made.append(
+            await api.file_petition(
+                author["token"], f"Petition number {i}", category="roads" if i < 3 else "parks"
+            )
+        )
     await move(api, admin["token"], made[0], "under_review")
 
     everything = await api.get("/api/petitions")
-    assert [p["petition_id"] for p in everything.body["petitions"]] == [p["petition_id"] for p in reversed(made)]
+    assert [p["petition_id"] for p in everything.body["petitions"]] == [
+        p["petition_id"] for p in reversed(made)
+    ]
     assert everything.body["next_cursor"] is None
 
     seen, cursor = [], None
@@ -186,7 +193,9 @@ async def test_list_filters_and_cursor_pages(api, make_admin):
 
 
 @pytest.mark.gen_test
-@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=abc", "cursor=-1", "status=open", "author=x"])
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=101", "limit=abc", "cursor=-1", "status=open", "author=x"]
+)
 async def test_list_rejects_bad_queries(api, query):
     response = await api.get("/api/petitions?" + query)
     assert response.status == 422

@@ -19,10 +19,24 @@ def run_async(coroutine):
 
 
 def test_serve_help_lists_every_setting():
-    result = subprocess.run([sys.executable, "-m", "tornado_petitions", "serve", "--help"],
-                            capture_output=True, text=True, check=True)
-    for flag in ("--port", "--db", "--redis", "--allowed-origins", "--ping-interval", "--ping-timeout",
-                 "--max-sockets-per-user", "--max-backlog", "--redis-channel", "--log-level"):
+    result = subprocess.run(
+        [sys.executable, "-m", "tornado_petitions", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for flag in (
+        "--port",
+        "--db",
+        "--redis",
+        "--allowed-origins",
+        "--ping-interval",
+        "--ping-timeout",
+        "--max-sockets-per-user",
+        "--max-backlog",
+        "--redis-channel",
+        "--log-level",
+    ):
         assert flag in result.stdout
         assert "PETITIONS_" in result.stdout
 
@@ -32,19 +46,37 @@ def test_create_user_reads_the_password_from_stdin_and_the_admin_works(tmp_path)
     try:
         server.create_user("root@example.org", "admin password 1", name="Root", admin=True)
         duplicate = subprocess.run(
-            [sys.executable, "-m", "tornado_petitions", "create-user", "--email", "root@example.org",
-             "--name", "Again", "--db", server.db_url],
-            input="another password\n", text=True, capture_output=True)
+            [
+                sys.executable,
+                "-m",
+                "tornado_petitions",
+                "create-user",
+                "--email",
+                "root@example.org",
+                "--name",
+                "Again",
+                "--db",
+                server.db_url,
+            ],
+            input="another password\n",
+            text=True,
+            capture_output=True,
+        )
         assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
         admin = server.sign_in("root@example.org", "admin password 1")
         assert admin["user"]["role"] == "admin"
         citizen = server.register("ann@example.org")
-        status, petition, _ = server.call("POST", "/api/petitions",
-                                          {"title": "Fix it", "description": "Please"}, citizen["token"])
+        status, petition, _ = server.call(
+            "POST", "/api/petitions", {"title": "Fix it", "description": "Please"}, citizen["token"]
+        )
         assert status == 201
         for target in ("under_review", "in_progress", "resolved"):
-            status, body, _ = server.call("PATCH", f"/api/petitions/{petition['petition_id']}/status",
-                                          {"status": target, "note": "progress"}, admin["token"])
+            status, body, _ = server.call(
+                "PATCH",
+                f"/api/petitions/{petition['petition_id']}/status",
+                {"status": target, "note": "progress"},
+                admin["token"],
+            )
             assert status == 200 and body["status"] == target
     finally:
         assert server.stop() == 0
@@ -107,7 +139,9 @@ def test_resume_across_a_restart_on_the_same_sqlite_file(tmp_path):
     ann = server.register("ann@example.org")
 
     def file(title):
-        status, body, _ = server.call("POST", "/api/petitions", {"title": title, "description": "x"}, ann["token"])
+        status, body, _ = server.call(
+            "POST", "/api/petitions", {"title": title, "description": "x"}, ann["token"]
+        )
         assert status == 201
         return body
 
@@ -126,6 +160,7 @@ def test_resume_across_a_restart_on_the_same_sqlite_file(tmp_path):
     assert server.stop() == 0
     server.start()
     try:
+
         async def resume():
             url = f"{server.ws_url}/ws/petitions?token={ann['token']}&since={seen}"
             async with websockets.asyncio.client.connect(url) as client:

@@ -32,7 +32,9 @@ async def test_reconnect_with_since_gets_exactly_what_was_missed(api, sockets, m
     client.close()
 
     missed = [await api.file_petition(ann["token"], f"Missed {i}") for i in range(3)]
-    await api.patch(f"/api/petitions/{first['petition_id']}/status", {"status": "under_review"}, admin["token"])
+    await api.patch(
+        f"/api/petitions/{first['petition_id']}/status", {"status": "under_review"}, admin["token"]
+    )
 
     again = await sockets.connect(f"/ws/petitions?since={seen['seq']}", ann["token"])
     replayed, hello = await read_until_hello(again)
@@ -53,8 +55,11 @@ async def test_admin_feed_replays_with_notes(api, sockets, make_admin):
     ann = await api.register("ann@example.org")
     admin = make_admin()
     petition = await api.file_petition(ann["token"])
-    await api.patch(f"/api/petitions/{petition['petition_id']}/status",
-                    {"status": "rejected", "note": "Not ours"}, admin["token"])
+    await api.patch(
+        f"/api/petitions/{petition['petition_id']}/status",
+        {"status": "rejected", "note": "Not ours"},
+        admin["token"],
+    )
     client = await sockets.connect("/ws/admin?since=0", admin["token"])
     replayed, hello = await read_until_hello(client)
     assert [e["seq"] for e in replayed] == [1, 2] and hello["seq"] == 2

@@ -40,7 +40,9 @@ class Cluster:
         """Start processes together (they race to create the schema) and wait until all answer."""
         url = self.redis_url if redis_url == "default" else redis_url
         flags = (*GENEROUS_RATE_FLAGS, "--redis-channel", self.channel, *(("--redis", url) if url else ()))
-        started = [LiveServer(self.directory, *flags, db_url=self.db_url, name=name).launch() for name in names]
+        started = [
+            LiveServer(self.directory, *flags, db_url=self.db_url, name=name).launch() for name in names
+        ]
         self.processes += started
         for process in started:
             process.wait_ready(20.0)
@@ -84,8 +86,9 @@ class Cluster:
             await asyncio.sleep(0.01)
         raise AssertionError(f"{self.subscriptions()} of {count} processes subscribed:\n{self.logs()}")
 
-    def kill_redis_connections(self, process: LiveServer | None = None,
-                               subscribed: bool | None = None) -> int:
+    def kill_redis_connections(
+        self, process: LiveServer | None = None, subscribed: bool | None = None
+    ) -> int:
         """Kill this cluster's connections to Redis (all, or one process's, or its subscription); how many."""
         client = redis.Redis.from_url(self.redis_url)
         try:
@@ -102,15 +105,22 @@ class Cluster:
             headers["Authorization"] = "Bearer " + token
         data = json.dumps(body).encode() if body is not None else (b"" if method != "GET" else None)
         response = await self._http.fetch(
-            process.url + path, method=method, body=data, headers=headers, raise_error=False,
-            allow_nonstandard_methods=True, request_timeout=20,
+            process.url + path,
+            method=method,
+            body=data,
+            headers=headers,
+            raise_error=False,
+            allow_nonstandard_methods=True,
+            request_timeout=20,
         )
         return response.code, json.loads(response.body) if response.body else None
 
     async def register(self, process: LiveServer, email: str) -> dict:
         status, body = await self.call(
-            process, "POST", "/api/auth/register", {"email": email, "name": email.split("@")[0],
-                                                    "password": "correct horse"}
+            process,
+            "POST",
+            "/api/auth/register",
+            {"email": email, "name": email.split("@")[0], "password": "correct horse"},
         )
         assert status == 201, body
         return body
@@ -243,8 +253,9 @@ async def test_resume_on_b_after_changes_on_a(cluster):
     await assert_quiet(on_b)
 
 
-async def write_concurrently(cluster: Cluster, processes, users: list[dict], petitions: list[dict],
-                             rounds: int) -> int:
+async def write_concurrently(
+    cluster: Cluster, processes, users: list[dict], petitions: list[dict], rounds: int
+) -> int:
     """Every user signs and withdraws on every petition, all users at once, alternating processes."""
 
     async def one_user(index: int, user: dict) -> int:
@@ -253,8 +264,12 @@ async def write_concurrently(cluster: Cluster, processes, users: list[dict], pet
             for petition in petitions:
                 process = processes[(index + round_) % len(processes)]
                 await cluster.sign(process, user["token"], petition["petition_id"])
-                await cluster.sign(processes[-1 - index % len(processes)], user["token"],
-                                   petition["petition_id"], signing=False)
+                await cluster.sign(
+                    processes[-1 - index % len(processes)],
+                    user["token"],
+                    petition["petition_id"],
+                    signing=False,
+                )
                 done += 2
         return done
 
@@ -278,8 +293,9 @@ async def test_concurrent_writers_through_both_processes_give_one_gapless_order(
     admin = await cluster.register(a, "admin@example.org")  # any signed-in user may read the feed
     users = [await cluster.register((a, b)[i % 2], f"user{i}@example.org") for i in range(6)]
     petitions = [await cluster.file_petition(a, admin["token"], f"Petition {i}") for i in range(3)]
-    feeds = [(p, "/ws/petitions", await cluster.connect(p, "/ws/petitions", admin["token"]))
-             for p in (a, a, b, b)]
+    feeds = [
+        (p, "/ws/petitions", await cluster.connect(p, "/ws/petitions", admin["token"])) for p in (a, a, b, b)
+    ]
     starts = [await hello_seq(feed) for _, _, feed in feeds]
     assert len(set(starts)) == 1
 
@@ -328,7 +344,10 @@ async def test_process_without_redis_still_serves_and_delivers_from_the_log(clus
     (b,) = cluster.start("b", redis_url=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
     # Redis down is not unhealthy (200), and /healthz says which process has its subscription.
     health = [await cluster.call(process, "GET", "/healthz") for process in (a, b)]
-    assert [(status, body["redis"]) for status, body in health] == [(200, "subscribed"), (200, "reconnecting")]
+    assert [(status, body["redis"]) for status, body in health] == [
+        (200, "subscribed"),
+        (200, "reconnecting"),
+    ]
     ann = await cluster.register(b, "ann@example.org")
     on_a = await cluster.connect(a, "/ws/petitions", ann["token"])
     on_b = await cluster.connect(b, "/ws/petitions", ann["token"])
@@ -339,7 +358,8 @@ async def test_process_without_redis_still_serves_and_delivers_from_the_log(clus
     for feed, start in ((on_a, start_a), (on_b, start_b)):
         messages = await read_until(feed, start + 2)
         assert [m["petition"]["petition_id"] for m in messages] == [
-            made_on_b["petition_id"], made_on_a["petition_id"]
+            made_on_b["petition_id"],
+            made_on_a["petition_id"],
         ]
         await assert_quiet(feed)
     assert "not reachable" in b.log() or "reconnecting" in b.log()
@@ -394,8 +414,9 @@ def settings(settings):
 async def test_behind_a_load_balancer_limits_apply_per_client_not_per_proxy(api):
     async def register(email: str, client_address: str) -> int:
         body = {"email": email, "name": "N", "password": "correct horse"}
-        response = await api.call("POST", "/api/auth/register", body,
-                                  headers={"X-Forwarded-For": client_address})
+        response = await api.call(
+            "POST", "/api/auth/register", body, headers={"X-Forwarded-For": client_address}
+        )
         return response.status
 
     assert [await register(f"a{i}@example.org", "203.0.113.1") for i in range(3)] == [201, 201, 429]

@@ -24,9 +24,24 @@ EXAMPLES_PER_OPERATION = 30
 
 # A body over the size limit is refused with 413 before its fields are read: that is a rejection too.
 CONFIG = SchemathesisConfig.from_dict(
-    {"checks": {"negative_data_rejection": {"expected-statuses": [
-        "400", "401", "403", "404", "405", "409", "413", "415", "422", "429",
-    ]}}}
+    {
+        "checks": {
+            "negative_data_rejection": {
+                "expected-statuses": [
+                    "400",
+                    "401",
+                    "403",
+                    "404",
+                    "405",
+                    "409",
+                    "413",
+                    "415",
+                    "422",
+                    "429",
+                ]
+            }
+        }
+    }
 )
 schema = schemathesis.openapi.from_dict(build_document(Settings()), config=CONFIG)
 

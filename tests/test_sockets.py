@@ -51,8 +51,11 @@ async def test_user_channel_sends_whole_list_on_connect_and_each_change(api, soc
     assert update["seq"] == 2
     assert [p["petition_id"] for p in update["petitions"]] == [second["petition_id"], first["petition_id"]]
 
-    await api.patch(f"/api/petitions/{first['petition_id']}/status",
-                    {"status": "under_review", "note": "On it"}, admin["token"])
+    await api.patch(
+        f"/api/petitions/{first['petition_id']}/status",
+        {"status": "under_review", "note": "On it"},
+        admin["token"],
+    )
     update = await read_json(channel)
     assert update["seq"] == 3
     changed = {p["petition_id"]: p for p in update["petitions"]}[first["petition_id"]]
@@ -86,7 +89,9 @@ async def test_public_and_admin_feeds_carry_every_event(api, sockets, make_admin
 
     petition = await api.file_petition(ann["token"])
     pid = petition["petition_id"]
-    await api.patch(f"/api/petitions/{pid}/status", {"status": "rejected", "note": "Duplicate"}, admin["token"])
+    await api.patch(
+        f"/api/petitions/{pid}/status", {"status": "rejected", "note": "Duplicate"}, admin["token"]
+    )
     await api.post(f"/api/petitions/{pid}/signatures", token=bob["token"])
     await api.delete(f"/api/petitions/{pid}/signatures", bob["token"])
 
@@ -109,8 +114,10 @@ async def test_public_and_admin_feeds_carry_every_event(api, sockets, make_admin
 async def test_two_clients_each_get_every_event_once_in_order(api, http_server, base_url):
     ann = await api.register("ann@example.org")
     ws_url = "ws" + base_url[4:] + "/ws/petitions?token=" + ann["token"]
-    async with websockets.asyncio.client.connect(ws_url) as one, \
-            websockets.asyncio.client.connect(ws_url, compression=None) as two:
+    async with (
+        websockets.asyncio.client.connect(ws_url) as one,
+        websockets.asyncio.client.connect(ws_url, compression=None) as two,
+    ):
         for client in (one, two):
             assert json.loads(await client.recv())["type"] == "hello"
         await asyncio.gather(*(api.file_petition(ann["token"], f"Petition {i}") for i in range(20)))
@@ -154,7 +161,9 @@ async def test_token_in_query_and_cookie_authenticate(api, sockets, base_url):
     ann = await api.register("ann@example.org")
     by_query = await sockets.connect("/ws/petitions?token=" + ann["token"])
     assert (await read_json(by_query))["type"] == "hello"
-    by_cookie = await sockets.connect("/ws/petitions", headers={"Cookie": "petitions_session=" + ann["token"]})
+    by_cookie = await sockets.connect(
+        "/ws/petitions", headers={"Cookie": "petitions_session=" + ann["token"]}
+    )
     assert (await read_json(by_cookie))["type"] == "hello"
 
 

@@ -138,9 +138,7 @@ def user_petitions(user_id: int) -> list[dict]:
 def signed_petition_ids(user_id: int) -> list[int]:
     """The petitions ``user_id`` has signed, newest signature first."""
     query = (
-        Signature.select(Signature.petition)
-        .where(Signature.user == user_id)
-        .order_by(Signature.id.desc())
+        Signature.select(Signature.petition).where(Signature.user == user_id).order_by(Signature.id.desc())
     )
     return [petition_id for (petition_id,) in query.tuples()]
 
