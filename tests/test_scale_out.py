@@ -253,6 +253,24 @@ async def test_resume_on_b_after_changes_on_a(cluster):
     await assert_quiet(on_b)
 
 
+@pytest.mark.gen_test(timeout=60)
+async def test_logout_on_a_closes_that_tokens_sockets_on_b_4401(cluster):
+    a, b = cluster.start("a", "b")
+    ann = await cluster.register(a, "ann@example.org")
+    other = await cluster.register(a, "bob@example.org")
+    on_b = await cluster.connect(b, "/ws/petitions", ann["token"])
+    bystander = await cluster.connect(b, "/ws/petitions", other["token"])
+    await hello_seq(on_b)
+    start = await hello_seq(bystander)
+    status, _ = await cluster.call(a, "POST", "/api/auth/logout", token=ann["token"])
+    assert status == 204
+    assert await read_json(on_b) is None
+    assert on_b.close_code == 4401
+    # Only that token's sockets: the other user's socket on B still gets events.
+    await cluster.file_petition(a, other["token"], "After the logout")
+    assert event_seqs(await read_until(bystander, start + 1)) == [start + 1]
+
+
 async def write_concurrently(
     cluster: Cluster, processes, users: list[dict], petitions: list[dict], rounds: int
 ) -> int:

@@ -54,6 +54,8 @@ class RedisBridge:
     ) -> None:
         self.hub = hub
         self.channel = f"{channel_prefix}:events"
+        # Token hashes revoked by a logout, so every process closes their sockets (4401).
+        self.revocations = f"{channel_prefix}:revoked"
         self.subscribed = False
         self.reconnect_min = reconnect_min  # seconds, doubled after each failed attempt
         self.reconnect_max = reconnect_max
@@ -64,7 +66,7 @@ class RedisBridge:
         self._url = redis_url
         self._where = urlparse(redis_url).hostname or redis_url
         self._client: aioredis.Redis | None = None
-        self._outbox: list[str] = []
+        self._outbox: list[tuple[str, str]] = []  # (channel, message)
         self._sending = 0  # events in the batch being published now
         self._outbox_ready = asyncio.Event()
         self._subscribed_once = asyncio.Event()
@@ -125,7 +127,15 @@ class RedisBridge:
     def publish(self, event: Event) -> None:
         """Deliver a just-committed event to local sockets now and queue it for the other processes."""
         self.hub.publish(event)
-        self._outbox.append(event.to_wire())
+        self._queue(self.channel, event.to_wire())
+
+    def close_token(self, token_hash: str) -> None:
+        """Close this process's sockets of a revoked token now, and have every other process do so."""
+        self.hub.close_token(token_hash)
+        self._queue(self.revocations, token_hash)
+
+    def _queue(self, channel: str, message: str) -> None:
+        self._outbox.append((channel, message))
         if len(self._outbox) > self.outbox_limit:
             # The dropped ones are in the log: other processes read them from there.
             del self._outbox[: len(self._outbox) - self.outbox_limit]
@@ -142,8 +152,8 @@ class RedisBridge:
                 self._sending = len(batch)
                 try:
                     async with self._client.pipeline(transaction=False) as pipe:
-                        for message in batch:
-                            pipe.publish(self.channel, message)
+                        for channel, message in batch:
+                            pipe.publish(channel, message)
                         await pipe.execute()
                     delay = self.reconnect_min
                 except (RedisError, OSError) as error:
@@ -168,12 +178,15 @@ class RedisBridge:
         while True:
             pubsub = self._client.pubsub()
             try:
-                await pubsub.subscribe(self.channel)
+                await pubsub.subscribe(self.channel, self.revocations)
                 async for message in pubsub.listen():
                     kind = message["type"]
-                    if kind == "message":
+                    is_events = message["channel"] == self.channel.encode()
+                    if kind == "message" and is_events:
                         self._receive(message["data"])
-                    elif kind == "subscribe":
+                    elif kind == "message":
+                        self.hub.close_token(message["data"].decode(errors="replace"))
+                    elif kind == "subscribe" and is_events:
                         # Subscribed from here on: what was published before is in the log.
                         self.subscribed = True
                         delay = self.reconnect_min
