@@ -21,7 +21,9 @@ class RawWebSocket:
         self.writer = writer
 
     @classmethod
-    async def connect(cls, port: int, path: str, receive_buffer: int | None = None) -> RawWebSocket:
+    async def connect(
+        cls, port: int, path: str, receive_buffer: int | None = None, extensions: str | None = None
+    ) -> RawWebSocket:
         """Handshake on ``path``; with ``receive_buffer`` the client also stops taking data early.
 
         asyncio keeps reading into memory until twice the stream limit, so the
@@ -37,13 +39,17 @@ class RawWebSocket:
         writer.write(
             (
                 f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                + (f"Sec-WebSocket-Extensions: {extensions}\r\n" if extensions else "")
+                + "\r\n"
             ).encode()
         )
         head = await reader.readuntil(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 101"):
             raise ConnectionError(head.decode(errors="replace"))
-        return cls(reader, writer)
+        client = cls(reader, writer)
+        client.handshake = head.decode(errors="replace")
+        return client
 
     async def read_frame(self) -> tuple[int, bytes]:
         """The next frame's (opcode, payload); raises IncompleteReadError at end of stream."""

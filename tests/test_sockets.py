@@ -252,11 +252,23 @@ class TestHeartbeat:
         return dataclasses.replace(settings, ping_interval=0.05, ping_timeout=0.05)
 
     @pytest.mark.gen_test
-    async def test_silent_client_is_closed_4000_and_answering_one_stays(self, api, sockets, app, http_port):
+    @pytest.mark.parametrize("extensions", [None, "permessage-deflate"])
+    async def test_silent_client_is_closed_4000_and_answering_one_stays(
+        self, api, sockets, app, http_port, extensions
+    ):
         ann = await api.register("ann@example.org")
-        answering = await sockets.connect("/ws/petitions", ann["token"])  # tornado answers pings
+        # Tornado's client answers pings; the websockets one does too, over a compressed socket.
+        answering = await sockets.connect("/ws/petitions", ann["token"])
         await read_json(answering)
-        silent = await RawWebSocket.connect(http_port, "/ws/petitions?token=" + ann["token"])
+        ws_url = "ws://127.0.0.1:%d/ws/petitions?token=%s" % (http_port, ann["token"])
+        deflating = await websockets.asyncio.client.connect(ws_url)
+        assert "permessage-deflate" in deflating.response.headers["Sec-WebSocket-Extensions"]
+        await deflating.recv()
+        silent = await RawWebSocket.connect(
+            http_port, "/ws/petitions?token=" + ann["token"], extensions=extensions
+        )
+        if extensions:  # a compressed socket gets the same shared ping frames
+            assert "permessage-deflate" in silent.handshake
         loop = asyncio.get_running_loop()
         opened = loop.time()
         opcode, _ = await silent.read_frame()
@@ -276,5 +288,7 @@ class TestHeartbeat:
         await asyncio.sleep(0.3)  # several more ping rounds
         await api.file_petition(ann["token"])
         assert (await read_json(answering))["event"] == "created"
-        assert app.hub.count("public") == 1
+        assert json.loads(await asyncio.wait_for(deflating.recv(), 5))["event"] == "created"
+        assert app.hub.count("public") == 2  # the silent one is gone, the answering ones stay
         assert b"petitions_ws_heartbeat_pruned_total 1.0" in app.metrics.render()
+        await deflating.close()

@@ -172,12 +172,19 @@ class ChannelSocketHandler(ServiceMixin, tornado.websocket.WebSocketHandler):
         Returns False when the socket is gone or was closed with 4008
         because its unsent backlog passed ``--max-backlog``.
         """
+        return self._write(frame, message if self._compressed else None)
+
+    def send_ping(self, frame: bytes) -> bool:
+        """Write the hub's ping frame: control frames are never compressed, so it suits every socket."""
+        return self._write(frame, None)
+
+    def _write(self, frame: bytes, compress: str | None) -> bool:
         stream = self._stream
         try:
             if self.ws_connection is None or stream.closed():
                 raise StreamClosedError()
-            if self._compressed:
-                self.ws_connection.write_message(message)
+            if compress is not None:
+                self.ws_connection.write_message(compress)
                 return True
             if not stream.writing():
                 # Nothing queued: hand the frame straight to the kernel.  Through
@@ -197,17 +204,6 @@ class ChannelSocketHandler(ServiceMixin, tornado.websocket.WebSocketHandler):
         except (OSError, StreamClosedError, tornado.websocket.WebSocketClosedError):
             self.hub.unregister(self)
         return False
-
-    def send_ping(self, frame: bytes) -> bool:
-        return self.send_frame("", frame) if not self._compressed else self._ping()
-
-    def _ping(self) -> bool:
-        try:
-            self.ping()
-            return True
-        except tornado.websocket.WebSocketClosedError:
-            self.hub.unregister(self)
-            return False
 
     def _close_slow_consumer(self) -> None:
         log.warning("socket too slow channel=%s user=%s: closing 4008", self.channel, self.user_id)
