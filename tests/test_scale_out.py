@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import secrets
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import redis
 import tornado.httpclient
 import tornado.websocket
 
-from tests.conftest import read_json
+from tests.conftest import Api, read_json
 from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer, free_port
 
 
@@ -98,22 +97,11 @@ class Cluster:
             client.close()
 
     async def call(self, process: LiveServer, method: str, path: str, body=None, token=None):
+        """(status, parsed body) of one request to ``process``."""
         if self._http is None:
             self._http = tornado.httpclient.AsyncHTTPClient()
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = "Bearer " + token
-        data = json.dumps(body).encode() if body is not None else (b"" if method != "GET" else None)
-        response = await self._http.fetch(
-            process.url + path,
-            method=method,
-            body=data,
-            headers=headers,
-            raise_error=False,
-            allow_nonstandard_methods=True,
-            request_timeout=20,
-        )
-        return response.code, json.loads(response.body) if response.body else None
+        response = await Api(self._http, process.url).call(method, path, body, token)
+        return response.status, response.body or None
 
     async def register(self, process: LiveServer, email: str) -> dict:
         status, body = await self.call(
