@@ -8,3 +8,6 @@ import ujson
 
 dumps = functools.partial(ujson.dumps, ensure_ascii=False, escape_forward_slashes=False)
 loads = ujson.loads
+
+# For JSON written into an HTML <script>: "</" becomes "<\/", so no value can end the script.
+dumps_for_html = functools.partial(ujson.dumps, ensure_ascii=True, escape_forward_slashes=True)

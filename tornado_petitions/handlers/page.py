@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import secrets
 
-import tornado.escape
 import tornado.web
 
+from .. import wire
 from ..lifecycle import NOTE_REQUIRED, STATUSES, TRANSITIONS
 from .base import ServiceMixin
 
@@ -40,8 +40,8 @@ class PageHandler(ServiceMixin, tornado.web.RequestHandler):
         self.render(
             "index.html",
             nonce=nonce,
-            page_config=tornado.escape.json_encode(self.page_config()),
-            import_map=tornado.escape.json_encode(
+            page_config=wire.dumps_for_html(self.page_config()),
+            import_map=wire.dumps_for_html(
                 {"imports": {name: self.static_url(name) for name in SCRIPT_MODULES}}
             ),
         )
