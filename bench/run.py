@@ -53,11 +53,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-socketio", action="store_true", help="leave out the Node.js peer")
     parser.add_argument("--servers", help="fan-out servers to run, comma-separated names (default all)")
     parser.add_argument("--no-executor", action="store_true", help="skip the executor variant")
-    parser.add_argument("--peers", type=Path, default=ROOT.parent / "shared" / "peers")
+    parser.add_argument(
+        "--peers",
+        type=Path,
+        default=Path(os.environ.get("PETITIONS_PEERS", ROOT.parent / "shared" / "peers")),
+        help="the peers' folder (default ../shared/peers next to this checkout; env PETITIONS_PEERS)",
+    )
     parser.add_argument("--out", type=Path, help="also write the JSON lines to this file")
     parser.add_argument("--profile", type=Path, help="py-spy our server into this folder (slows it)")
     parser.add_argument("--ours-src", type=Path, help="run tornado_petitions from this checkout instead")
     args = parser.parse_args(argv)
+    if not (args.peers / "requirements.txt").is_file():
+        parser.error(f"no peers at {args.peers}: pass --peers DIR (the folder holding seed_fastapi/)")
     if args.quick:
         args.runs, args.sockets, args.events = 1, "200,1000", 3
         args.seconds, args.load_sockets = 2.0, 200
