@@ -105,18 +105,19 @@ class TestWindow:
         assert response.status == 401
 
 
-def test_retry_after_counts_down_to_the_end_of_the_window():
+@pytest.mark.gen_test
+async def test_retry_after_counts_down_to_the_end_of_the_window():
     now = [100.0]
     limiter = RateLimiter(60.0, clock=lambda: now[0])
-    limiter.hit("k", 1)
+    await limiter.hit("k", 1)
     now[0] += 14.5
     with pytest.raises(ApiError) as refused:
-        limiter.hit("k", 1)
+        await limiter.hit("k", 1)
     assert refused.value.status == 429
     assert refused.value.headers == {"Retry-After": "46"}
-    limiter.hit("other", 1)  # keys are counted apart
+    await limiter.hit("other", 1)  # keys are counted apart
     now[0] += 45.5
-    limiter.hit("k", 1)  # a new window
+    await limiter.hit("k", 1)  # a new window
 
 
 @pytest.mark.gen_test

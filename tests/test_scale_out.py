@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import secrets
+import time
 from pathlib import Path
 
 import pytest
@@ -35,10 +37,16 @@ class Cluster:
         self.sockets: list[tornado.websocket.WebSocketClientConnection] = []
         self._http: tornado.httpclient.AsyncHTTPClient | None = None
 
-    def start(self, *names: str, redis_url: str | None = "default") -> list[LiveServer]:
-        """Start processes together (they race to create the schema) and wait until all answer."""
+    def start(
+        self, *names: str, redis_url: str | None = "default", flags: tuple[str, ...] = ()
+    ) -> list[LiveServer]:
+        """Start processes together (they race to create the schema) and wait until all answer.
+
+        ``flags`` come after the generous rate limits, so they may set smaller ones.
+        """
         url = self.redis_url if redis_url == "default" else redis_url
-        flags = (*GENEROUS_RATE_FLAGS, "--redis-channel", self.channel, *(("--redis", url) if url else ()))
+        redis_flags = ("--redis-channel", self.channel, *(("--redis", url) if url else ()))
+        flags = (*GENEROUS_RATE_FLAGS, *redis_flags, *flags)
         started = [
             LiveServer(self.directory, *flags, db_url=self.db_url, name=name).launch() for name in names
         ]
@@ -55,7 +63,17 @@ class Cluster:
                 self._http.close()
         finally:
             codes = [process.stop() for process in self.processes]  # never leave a server behind
+            self.delete_redis_keys()
         return codes
+
+    def delete_redis_keys(self) -> None:
+        """Drop what this cluster left in the shared Redis (rate-limit counters under its prefix)."""
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            for key in client.scan_iter(f"{self.channel}:*"):
+                client.delete(key)
+        finally:
+            client.close()
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.log()}" for p in self.processes)
@@ -98,10 +116,14 @@ class Cluster:
 
     async def call(self, process: LiveServer, method: str, path: str, body=None, token=None):
         """(status, parsed body) of one request to ``process``."""
+        response = await self.api(process).call(method, path, body, token)
+        return response.status, response.body or None
+
+    def api(self, process: LiveServer) -> Api:
+        """The suite's JSON client for ``process`` (whole responses, headers included)."""
         if self._http is None:
             self._http = tornado.httpclient.AsyncHTTPClient()
-        response = await Api(self._http, process.url).call(method, path, body, token)
-        return response.status, response.body or None
+        return Api(self._http, process.url)
 
     async def register(self, process: LiveServer, email: str) -> dict:
         status, body = await self.call(
@@ -407,6 +429,80 @@ async def test_a_publish_that_fails_is_sent_again_and_the_request_still_succeeds
     for feed in (on_a, on_b):
         await assert_quiet(feed)
     assert "publishing 1 event(s) to redis failed" in a.log()
+
+
+# Shared windows are numbered from the epoch: an hour makes a test straddling two of them rare,
+# and ``wait_out_a_closing_window`` makes it impossible.
+RATE_WINDOW = 3600
+SMALL_LOGIN_LIMIT_FLAGS = ("--login-per-email=3", f"--rate-window={RATE_WINDOW}")
+
+
+async def wait_out_a_closing_window() -> None:
+    """If the shared window ends within 5 s (once an hour), wait for the next one."""
+    left = RATE_WINDOW - time.time() % RATE_WINDOW
+    if left < 5:
+        await asyncio.sleep(left + 0.05)
+
+
+async def sign_in(cluster: Cluster, process: LiveServer, password: str = "wrong password"):
+    return await cluster.api(process).post(
+        "/api/auth/login", {"email": "ann@example.org", "password": password}
+    )
+
+
+def assert_too_many(response) -> int:
+    """A 429 in the documented shape; returns its Retry-After (whole seconds within the window)."""
+    assert response.status == 429, response.body
+    assert response.body["error"]["code"] == "too_many_requests"
+    retry_after = int(response.headers["Retry-After"])
+    assert 1 <= retry_after <= RATE_WINDOW
+    return retry_after
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_sign_in_attempts_for_one_email_are_limited_across_processes_together(cluster):
+    a, b = cluster.start("a", "b", flags=SMALL_LOGIN_LIMIT_FLAGS)
+    await cluster.register(a, "ann@example.org")
+    await wait_out_a_closing_window()
+    assert [(await sign_in(cluster, p)).status for p in (a, b, a)] == [401, 401, 401]
+    # Three attempts in all, at most two on either process: with counters per process both
+    # would still let the right password in.
+    for process in (b, a):
+        retry_after = assert_too_many(await sign_in(cluster, process, "correct horse"))
+        # From the end of the shared window, the same on every process.
+        assert abs(retry_after - (RATE_WINDOW - time.time() % RATE_WINDOW)) <= 2
+
+    # The counters live under the deployment's prefix, with no email or address in clear.
+    window = int(time.time() // RATE_WINDOW)
+    client = redis.Redis.from_url(cluster.redis_url)
+    try:
+        stored = {key.decode(): int(client.get(key)) for key in client.scan_iter(f"{cluster.channel}:*")}
+        ttl = client.ttl(next(iter(stored)))
+    finally:
+        client.close()
+
+    def name(key: str) -> str:
+        return f"{cluster.channel}:rate:{window}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+    assert stored == {
+        name("register:127.0.0.1"): 1,
+        name("login-email:ann@example.org"): 5,
+        name("login-address:127.0.0.1"): 3,  # the refused attempts stopped at the email's limit
+    }
+    assert 0 < ttl <= RATE_WINDOW
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_with_redis_unreachable_sign_in_limits_still_apply_in_each_process(cluster):
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    a, b = cluster.start("a", "b", redis_url=nowhere, flags=SMALL_LOGIN_LIMIT_FLAGS)
+    await cluster.register(a, "ann@example.org")
+    for process in (a, b):
+        assert [(await sign_in(cluster, process)).status for _ in range(3)] == [401, 401, 401]
+        assert_too_many(await sign_in(cluster, process, "correct horse"))
+    for process in (a, b):
+        # One warning for the outage, not one per attempt.
+        assert process.log().count("rate limits counted in this process only") == 1, process.log()
 
 
 @pytest.fixture

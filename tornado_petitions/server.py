@@ -19,7 +19,7 @@ from .handlers.base import NotFoundHandler
 from .hub import CLOSE_GOING_AWAY, SocketHub
 from .metrics import ServiceMetrics
 from .models import bind_database, close_database, open_database
-from .rate_limit import RateLimiter
+from .rate_limit import RateLimiter, RedisRateLimiter
 from .settings import Settings
 
 log = logging.getLogger("tornado_petitions")
@@ -44,6 +44,7 @@ class PetitionsApplication(tornado.web.Application):
         hub: SocketHub,
         publisher: Any,
         metrics: ServiceMetrics,
+        rate_limiter: RateLimiter | RedisRateLimiter,
         **tornado_settings: Any,
     ) -> None:
         super().__init__(
@@ -53,7 +54,7 @@ class PetitionsApplication(tornado.web.Application):
             publisher=publisher,
             runner=runner,
             metrics=metrics,
-            rate_limiter=RateLimiter(settings.rate_limits.window_seconds),
+            rate_limiter=rate_limiter,
             **tornado_settings,
         )
         self.config = settings
@@ -62,6 +63,7 @@ class PetitionsApplication(tornado.web.Application):
         self.hub = hub
         self.publisher = publisher
         self.metrics = metrics
+        self.rate_limiter = rate_limiter
         self.in_flight: set[tornado.web.RequestHandler] = set()
 
     async def start(self) -> None:
@@ -72,7 +74,7 @@ class PetitionsApplication(tornado.web.Application):
             await self.publisher.start()
 
     async def shutdown(self) -> None:
-        """Close every socket with 1001, let in-flight requests finish, close the database."""
+        """Close every socket with 1001, let in-flight requests finish, close Redis and the database."""
         self.hub.close_all(CLOSE_GOING_AWAY, "server shutting down")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_GRACE
@@ -81,6 +83,7 @@ class PetitionsApplication(tornado.web.Application):
         self.hub.stop()
         if self.publisher is not self.hub:
             await self.publisher.stop()
+        await self.rate_limiter.close()
         self.runner.shutdown()
         close_database(self.db)
 
@@ -136,10 +139,16 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
         max_sockets_per_user=settings.max_sockets_per_user,
     )
     publisher: Any = hub
+    window = settings.rate_limits.window_seconds
+    rate_limiter: RateLimiter | RedisRateLimiter = RateLimiter(window)
     if settings.redis_url:
         from .redis_bridge import RedisBridge
 
         publisher = RedisBridge(hub, settings.redis_url, settings.redis_channel)
+        # One counter per key and window for every process; this process's own while Redis is down.
+        rate_limiter = RedisRateLimiter(
+            settings.redis_url, settings.redis_channel, window, fallback=rate_limiter
+        )
     routes = [
         *auth.default_handlers,
         *petitions.default_handlers,
@@ -156,6 +165,7 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
         hub=hub,
         publisher=publisher,
         metrics=metrics,
+        rate_limiter=rate_limiter,
         default_handler_class=NotFoundHandler,
         log_function=log_request,
         xsrf_cookies=settings.xsrf_cookies,

@@ -34,7 +34,7 @@ class RegisterHandler(SignInHandler):
         if email is not None and ("@" not in email or email.startswith("@") or email.endswith("@")):
             fields.errors["email"] = "must be an email address"
         fields.done()
-        self.rate_limiter.hit(
+        await self.rate_limiter.hit(
             "register:" + self.client_address(), self.config.rate_limits.register_per_address
         )
         password_hash = await self.runner.offload(accounts.hash_password, password)
@@ -54,8 +54,8 @@ class LoginHandler(SignInHandler):
         password = fields.text("password", max_len=limits.password_max, min_len=1, strip=False)
         fields.done()
         rates = self.config.rate_limits
-        self.rate_limiter.hit("login-email:" + email.lower(), rates.login_per_email)
-        self.rate_limiter.hit("login-address:" + self.client_address(), rates.login_per_address)
+        await self.rate_limiter.hit("login-email:" + email.lower(), rates.login_per_email)
+        await self.rate_limiter.hit("login-address:" + self.client_address(), rates.login_per_address)
         user = await self.runner.run(accounts.find_user_for_login, email)
         stored = accounts.password_hash_for_check(user)
         if not await self.runner.offload(accounts.verify_password, password, stored) or user is None:

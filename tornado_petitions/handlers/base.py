@@ -15,7 +15,7 @@ from ..db_runner import DatabaseRunner
 from ..errors import ApiError
 from ..hub import SocketHub
 from ..metrics import ServiceMetrics
-from ..rate_limit import RateLimiter
+from ..rate_limit import RateLimiter, RedisRateLimiter
 from ..settings import Settings
 
 log = logging.getLogger("tornado_petitions.handlers")
@@ -68,7 +68,7 @@ class ServiceMixin:
         return self.application.settings["metrics"]
 
     @property
-    def rate_limiter(self) -> RateLimiter:
+    def rate_limiter(self) -> RateLimiter | RedisRateLimiter:
         return self.application.settings["rate_limiter"]
 
     def bearer_token(self) -> str | None:

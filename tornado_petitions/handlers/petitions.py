@@ -155,7 +155,7 @@ class SignaturesHandler(ChangeHandler):
 
     async def post(self, petition_id: str) -> None:
         identity = await self.current_identity()
-        self.rate_limiter.hit(f"sign:{identity.user_id}", self.config.rate_limits.signatures_per_user)
+        await self.rate_limiter.hit(f"sign:{identity.user_id}", self.config.rate_limits.signatures_per_user)
         petition = await self.commit(petition_store.sign, identity, int(petition_id))
         self.write_json(petition, 201)
 
