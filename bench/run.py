@@ -121,7 +121,11 @@ async def one_run(args: argparse.Namespace, run: int, work: Path, out) -> list[d
             for make in fanout_servers:
                 keep(await scenarios.fanout(make(), size, args.events))
         if not args.servers or "deflate" in args.servers:
-            keep(await scenarios.fanout(OurServer(work), args.sizes[0], args.events, deflate=True))
+            keep(
+                await scenarios.fanout(
+                    OurServer(work, compression=True), args.sizes[0], args.events, deflate=True
+                )
+            )
     if "http" in args.scenarios:
         for make in (lambda: OurServer(work), lambda: SeedServer(work, peers)):
             for document in await scenarios.http(make(), args.seconds, args.clients, args.authors):

@@ -201,9 +201,10 @@ class OurServer(ApiServer):
 
     name = "tornado_petitions"
 
-    def __init__(self, workdir: Path, *, executor: bool = False) -> None:
+    def __init__(self, workdir: Path, *, executor: bool = False, compression: bool = False) -> None:
         super().__init__(workdir)
         self.executor = executor
+        self.compression = compression  # --ws-compression: accept the clients' permessage-deflate
         self.db_url = f"sqlite:///{workdir}/petitions-{self.port}.db"
         if executor:
             self.name = "tornado_petitions (executor)"
@@ -220,7 +221,8 @@ class OurServer(ApiServer):
     def command(self) -> list[str]:
         module = "bench.executor_serve" if self.executor else "tornado_petitions"
         flags = ["--port", str(self.port), "--host", "127.0.0.1", "--db", self.db_url]
-        return [sys.executable, "-m", module, "serve", *flags, "--max-sockets-per-user", "100000"]
+        flags += ["--max-sockets-per-user", "100000"] + (["--ws-compression"] if self.compression else [])
+        return [sys.executable, "-m", module, "serve", *flags]
 
     async def start(self) -> None:
         create = await asyncio.create_subprocess_exec(

@@ -7,6 +7,7 @@ ours so the server is built exactly as ``serve`` builds it.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 import tornado.httpclient
+import tornado.ioloop
 import tornado.websocket
 
 from tornado_petitions.server import make_app, make_server
@@ -69,6 +71,22 @@ def redis_url() -> str:
     finally:
         client.close()
     return REDIS_TEST_URL
+
+
+@pytest.fixture
+def io_loop():
+    """pytest-tornado's loop, made without ``IOLoop.make_current``.
+
+    That one calls ``asyncio.get_event_loop()``, which makes a second loop
+    nobody closes; a later ``asyncio.run`` drops it and the leak surfaces as
+    an unraisable ResourceWarning (an error here) in whichever test runs then.
+    """
+    asyncio_loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(asyncio_loop)
+    loop = tornado.ioloop.IOLoop.current()
+    yield loop
+    loop.close(all_fds=True)
+    asyncio.set_event_loop(None)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

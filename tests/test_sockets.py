@@ -130,6 +130,15 @@ async def test_two_clients_each_get_every_event_once_in_order(api, http_server, 
 
 
 @pytest.mark.gen_test
+async def test_compression_is_declined_unless_enabled(api, http_server, base_url):
+    ann = await api.register("ann@example.org")
+    url = "ws" + base_url[4:] + "/ws/petitions?token=" + ann["token"]
+    async with websockets.asyncio.client.connect(url) as client:  # offers permessage-deflate
+        assert "Sec-WebSocket-Extensions" not in client.response.headers
+        assert json.loads(await client.recv())["type"] == "hello"
+
+
+@pytest.mark.gen_test
 async def test_handshake_failures_are_json_statuses(api, http_server):
     ann = await api.register("ann@example.org")
     bob = await api.register("bob@example.org")
@@ -249,7 +258,7 @@ async def test_logout_closes_that_tokens_sockets_4401(api, sockets):
 class TestHeartbeat:
     @pytest.fixture
     def settings(self, settings):
-        return dataclasses.replace(settings, ping_interval=0.05, ping_timeout=0.05)
+        return dataclasses.replace(settings, ping_interval=0.05, ping_timeout=0.05, ws_compression=True)
 
     @pytest.mark.gen_test
     @pytest.mark.parametrize("extensions", [None, "permessage-deflate"])

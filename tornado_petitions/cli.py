@@ -47,6 +47,7 @@ _SERVE_FLAGS = (
     ("--token-ttl", "token_ttl_seconds", "seconds a sign-in token lives"),
     ("--secure-cookies", "secure_cookies", "mark the session cookie Secure (behind HTTPS)"),
     ("--xheaders", "xheaders", "trust X-Forwarded-For/-Proto from a load balancer in front"),
+    ("--ws-compression", "ws_compression", "accept permessage-deflate (costs CPU and ~160 KB a socket)"),
     ("--db-workers", "db_workers", "threads for database work off the event loop (PostgreSQL)"),
     ("--max-body-bytes", "limits.body_bytes", "largest request body; larger is 413"),
     (

@@ -55,6 +55,8 @@ class Settings:
     # Behind a load balancer: take the client address and scheme from X-Forwarded-For/-Proto
     # (X-Real-IP) so per-address rate limits and logs see clients, not the proxy.
     xheaders: bool = False
+    # Accept permessage-deflate when a client offers it (per-socket CPU and memory: see README).
+    ws_compression: bool = False
     xsrf_cookies: bool = True
     db_workers: int = 4
     # None: run database work inline for SQLite and in the executor otherwise.
