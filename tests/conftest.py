@@ -129,6 +129,20 @@ def http_server(request, io_loop, _unused_port, app):
     io_loop.run_sync(server.close_all_connections, timeout=5)
 
 
+def json_request(
+    method: str, body: Any, token: str | None, raw: bytes | None, headers: dict | None
+) -> tuple[bytes | None, dict]:
+    """The body and headers of a JSON API request, as every test client sends them."""
+    all_headers = {"Content-Type": "application/json"}
+    if token:
+        all_headers["Authorization"] = "Bearer " + token
+    all_headers.update(headers or {})
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    if data is None and method in ("POST", "PATCH", "PUT"):
+        data = b""
+    return data, all_headers
+
+
 @dataclasses.dataclass
 class Response:
     status: int
@@ -152,13 +166,7 @@ class Api:
         raw: bytes | None = None,
         headers: dict | None = None,
     ) -> Response:
-        all_headers = {"Content-Type": "application/json"}
-        if token:
-            all_headers["Authorization"] = "Bearer " + token
-        all_headers.update(headers or {})
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        if data is None and method in ("POST", "PATCH", "PUT"):
-            data = b""
+        data, all_headers = json_request(method, body, token, raw, headers)
         response = await self.client.fetch(
             self.base_url + path,
             method=method,

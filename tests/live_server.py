@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import GENEROUS_RATES
+from tests.conftest import GENEROUS_RATES, json_request
 
 # conftest's GENEROUS_RATES as ``serve`` flags; rate-limit tests pass their own.
 GENEROUS_RATE_FLAGS = tuple(
@@ -132,15 +132,8 @@ class LiveServer:
         headers: dict | None = None,
     ) -> tuple[int, Any, Any]:
         """(status, parsed JSON or text, headers) of one request; never raises on an error status."""
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        if data is None and method in ("POST", "PATCH", "PUT"):
-            data = b""
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        if token:
-            request.add_header("Authorization", "Bearer " + token)
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
+        data, all_headers = json_request(method, body, token, raw, headers)
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=all_headers)
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 status, payload, response_headers = response.status, response.read(), response.headers
