@@ -93,6 +93,31 @@ class ServiceMixin:
     def client_address(self) -> str:
         return self.request.remote_ip or "unknown"
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Every error, ours or Tornado's, as ``{"error": {"code", "message"}}``."""
+        error = _api_error(status_code, kwargs.get("exc_info"))
+        if error.status == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))  # type: ignore[attr-defined]
+        self.finish_with_error(error)
+
+    def finish_with_error(self, error: ApiError) -> None:
+        """Answer with ``error``'s status, headers and JSON body (also a refused socket handshake)."""
+        self.set_status(error.status)  # type: ignore[attr-defined]
+        for name, value in error.headers.items():
+            self.set_header(name, value)  # type: ignore[attr-defined]
+        self.set_header("Content-Type", "application/json; charset=UTF-8")  # type: ignore[attr-defined]
+        self.finish(wire.dumps(error.body()))  # type: ignore[attr-defined]
+
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        """The methods this handler implements, for the ``Allow`` header of a 405 (RFC 9110)."""
+        base = tornado.web.RequestHandler
+        return [
+            m
+            for m in cls.SUPPORTED_METHODS  # type: ignore[attr-defined]
+            if getattr(cls, m.lower()) is not getattr(base, m.lower())
+        ]
+
     def _request_summary(self) -> str:
         # Tornado's summary (in its warning and error lines) shows the query, where a ?token= may be.
         return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
@@ -160,23 +185,6 @@ class BaseHandler(ServiceMixin, tornado.web.RequestHandler):
         """Finish the response with ``document`` encoded by ujson."""
         self.set_status(status)
         self.finish(wire.dumps(document))
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Every error, ours or Tornado's, as ``{"error": {"code", "message"}}``."""
-        error = _api_error(status_code, kwargs.get("exc_info"))
-        self.set_status(error.status)
-        for name, value in error.headers.items():
-            self.set_header(name, value)
-        if error.status == 405:
-            self.set_header("Allow", ", ".join(self.allowed_methods()))
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(wire.dumps(error.body()))
-
-    @classmethod
-    def allowed_methods(cls) -> list[str]:
-        """The methods this handler implements, for the ``Allow`` header of a 405 (RFC 9110)."""
-        base = tornado.web.RequestHandler
-        return [m for m in cls.SUPPORTED_METHODS if getattr(cls, m.lower()) is not getattr(base, m.lower())]
 
     def set_session_cookie(self, token: str) -> None:
         """Sign the web page in: an HttpOnly, SameSite=Lax cookie carrying the token."""

@@ -23,7 +23,7 @@ from ..errors import ApiError
 from ..events import user_update_message
 from ..frames import encode_frame
 from ..hub import CLOSE_TOO_MANY_SOCKETS, CLOSE_TOO_SLOW
-from .base import ServiceMixin, _api_error
+from .base import ServiceMixin
 
 log = logging.getLogger("tornado_petitions.sockets")
 
@@ -47,9 +47,7 @@ class ChannelSocketHandler(ServiceMixin, tornado.websocket.WebSocketHandler):
             self.authorize(identity, *args)
         except ApiError as error:
             self.metrics.handshake_refused(error.code)
-            self.set_status(error.status)
-            self.set_header("Content-Type", "application/json; charset=UTF-8")
-            self.finish(wire.dumps(error.body()))
+            self.finish_with_error(error)
             return
         self.user_id = identity.user_id
         self.token_hash = identity.token_hash
@@ -75,12 +73,6 @@ class ChannelSocketHandler(ServiceMixin, tornado.websocket.WebSocketHandler):
         if urlparse(origin).netloc.lower() == self.request.host.lower():
             return
         raise ApiError(403, "origin_not_allowed", f"origin {origin} is not allowed")
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        error = _api_error(status_code, kwargs.get("exc_info"))
-        self.set_status(error.status)
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(wire.dumps(error.body()))
 
     def get_compression_options(self) -> dict[str, Any] | None:
         # Off unless --ws-compression: a compressed socket costs ~48 us of CPU per
