@@ -109,7 +109,8 @@ def db_url(request, db_backend, tmp_path) -> str:
 @pytest.fixture
 def settings(db_url) -> Settings:
     """Settings for one test; override this fixture (or use ``dataclasses.replace``) to vary them."""
-    return Settings(db_url=db_url, rate_limits=GENEROUS_RATES, xsrf_cookies=True)
+    # Counts frames every 50 ms, so tests wait for a tick without sleeping a second.
+    return Settings(db_url=db_url, rate_limits=GENEROUS_RATES, xsrf_cookies=True, count_interval=0.05)
 
 
 @pytest.fixture

@@ -43,6 +43,12 @@ _SERVE_FLAGS = (
     ("--ping-interval", "ping_interval", "seconds between heartbeat pings"),
     ("--ping-timeout", "ping_timeout", "seconds a socket has to answer a ping before a 4000 close"),
     ("--max-sockets-per-user", "max_sockets_per_user", "sockets one user may hold; one more is closed 4429"),
+    (
+        "--max-anonymous-sockets-per-address",
+        "max_anonymous_sockets_per_address",
+        "public-feed sockets without an account one address may hold; one more is closed 4429",
+    ),
+    ("--count-interval", "count_interval", "seconds between counts frames (signature counts, conflated)"),
     ("--max-backlog", "max_backlog", "bytes of unsent frames before a socket is closed 4008"),
     ("--token-ttl", "token_ttl_seconds", "seconds a sign-in token lives"),
     ("--secure-cookies", "secure_cookies", "mark the session cookie Secure (behind HTTPS)"),

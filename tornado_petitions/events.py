@@ -11,7 +11,8 @@ import dataclasses
 
 from . import wire
 
-KINDS = ("created", "status_changed", "signed", "unsigned")
+# Lifecycle events: the only kinds in the log.  Signatures are state (counts), not events.
+KINDS = ("created", "status_changed", "milestone")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Event:
     note: str | None
     created_at: str
     petition_json: str
+    milestone: str | None = None  # "response" or "debate" on a milestone event
 
     def to_wire(self) -> str:
         """The JSON this event travels as between processes (Redis)."""
@@ -39,13 +41,18 @@ class Event:
         """Inverse of ``to_wire``; raises ValueError or TypeError on a malformed message."""
         return cls(**wire.loads(data))
 
-    def public_message(self) -> str:
-        """The public feed's message: the petition as it stood after the change."""
-        return '{"type":"event","seq":%d,"event":"%s","petition":%s}' % (
+    def _head(self) -> str:
+        milestone = ',"milestone":"%s"' % self.milestone if self.milestone else ""
+        return '{"type":"event","seq":%d,"event":"%s"%s,"petition":%s' % (
             self.seq,
             self.kind,
+            milestone,
             self.petition_json,
         )
+
+    def public_message(self) -> str:
+        """The public feed's message: the petition as it stood after the change."""
+        return self._head() + "}"
 
     def admin_message(self) -> str:
         """The admins' message: the public one plus who did it, the statuses and the note."""
@@ -58,16 +65,11 @@ class Event:
                 "at": self.created_at,
             }
         )
-        return '{"type":"event","seq":%d,"event":"%s","petition":%s,%s' % (
-            self.seq,
-            self.kind,
-            self.petition_json,
-            extra[1:],
-        )
+        return self._head() + "," + extra[1:]
 
     def history_entry(self) -> dict:
         """The event as ``GET /api/petitions/{id}/events`` lists it."""
-        return {
+        entry = {
             "seq": self.seq,
             "event": self.kind,
             "actor": {"user_id": self.actor_id, "name": self.actor_name},
@@ -76,6 +78,9 @@ class Event:
             "note": self.note,
             "at": self.created_at,
         }
+        if self.milestone:
+            entry["milestone"] = self.milestone
+        return entry
 
 
 def user_update_message(seq: int, petitions: list[dict]) -> str:

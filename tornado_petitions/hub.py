@@ -18,6 +18,7 @@ from typing import Protocol
 
 from tornado.ioloop import PeriodicCallback
 
+from .counts import CountChange, CountConflator, counts_message
 from .events import Event, user_update_message
 from .frames import encode_frame
 
@@ -38,6 +39,7 @@ GAP_TIMEOUT = 0.25
 
 UserListLoader = Callable[[int], Awaitable[list]]
 EventLoader = Callable[[int, int], Awaitable[list[Event]]]
+CountsLoader = Callable[[int], Awaitable[list[CountChange]]]
 
 
 class HubSocket(Protocol):
@@ -45,11 +47,12 @@ class HubSocket(Protocol):
 
     channel: str
     channel_user_id: int | None
-    user_id: int
-    token_hash: str
+    user_id: int | None  # None: a public-feed socket without an account
+    client_address: str
+    token_hash: str | None
     expires_at_epoch: float
     last_sent_seq: int
-    pending: list[tuple[int, str, bytes]] | None
+    pending: list[tuple[int | None, str, bytes]] | None  # held while catching up; None seq: counts
     ping_sent_at: float | None
     last_ping_at: float
 
@@ -77,27 +80,40 @@ class HubMetrics(Protocol):
 
 
 class SocketHub:
-    """Registers sockets, fans committed events out in seq order, and runs the heartbeat sweep."""
+    """Registers sockets, fans committed events out in seq order, and runs the heartbeat sweep.
+
+    Lifecycle events go out one by one, at once; signature counts go
+    through a ``CountConflator`` and out as one ``counts`` frame a tick,
+    flushed before every lifecycle event so a frame's seq always means
+    "everything up to here".
+    """
 
     def __init__(
         self,
         *,
         load_user_list: UserListLoader,
         load_events_after: EventLoader,
+        load_counts_since: CountsLoader,
         metrics: HubMetrics,
         ping_interval: float = 20.0,
         ping_timeout: float = 20.0,
         max_sockets_per_user: int = 20,
+        max_anonymous_sockets_per_address: int = 200,
+        count_interval: float = 1.0,
     ) -> None:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.max_sockets_per_user = max_sockets_per_user
+        self.max_anonymous_sockets_per_address = max_anonymous_sockets_per_address
+        self.counts = CountConflator(count_interval, self._send_counts)
         self.last_seq = 0
         self._load_user_list = load_user_list
         self._load_events_after = load_events_after
+        self._load_counts_since = load_counts_since
         self._metrics = metrics
         self._channels: dict[str, set[HubSocket]] = {name: set() for name in CHANNELS}
-        self._by_owner: dict[int, set[HubSocket]] = {}
+        # Sockets by who holds them: a user id, or ("address", ip) for sockets without an account.
+        self._by_owner: dict[int | tuple[str, str], set[HubSocket]] = {}
         self._user_channels: dict[int, set[HubSocket]] = {}
         self._out_of_order: dict[int, Event] = {}
         self._gap_timer: asyncio.TimerHandle | None = None
@@ -114,12 +130,14 @@ class SocketHub:
         tick = min(self.ping_interval, self.ping_timeout) / 2
         self._sweep = PeriodicCallback(self.heartbeat, tick * 1000)
         self._sweep.start()
+        self.counts.start()
 
     def stop(self) -> None:
         """Stop the sweep and any pending gap fill; sockets stay as they are."""
         if self._sweep is not None:
             self._sweep.stop()
             self._sweep = None
+        self.counts.stop()
         if self._gap_timer is not None:
             self._gap_timer.cancel()
             self._gap_timer = None
@@ -134,17 +152,26 @@ class SocketHub:
     def close_token(self, token_hash: str) -> None:
         """Close, with 4401, every socket opened with a token that was just revoked."""
         for sock in list(self._all_sockets()):
-            if sock.token_hash == token_hash:
+            if sock.token_hash is not None and sock.token_hash == token_hash:
                 sock.close(CLOSE_TOKEN_INVALID, "token revoked")
 
     # -- membership ---------------------------------------------------------
 
     def register(self, sock: HubSocket) -> bool:
-        """Add a socket; False (and nothing added) when its user already holds the maximum."""
-        owned = self._by_owner.setdefault(sock.user_id, set())
-        if len(owned) >= self.max_sockets_per_user:
+        """Add a socket; False (and nothing added) when its user, or its address, holds the maximum.
+
+        Sockets without an account count against their client address
+        (``max_anonymous_sockets_per_address``), signed-in ones against
+        their user (``max_sockets_per_user``).
+        """
+        owner = _owner(sock)
+        cap = (
+            self.max_sockets_per_user if sock.user_id is not None else self.max_anonymous_sockets_per_address
+        )
+        owned = self._by_owner.setdefault(owner, set())
+        if len(owned) >= cap:
             if not owned:
-                del self._by_owner[sock.user_id]
+                del self._by_owner[owner]
             return False
         owned.add(sock)
         self._channels[sock.channel].add(sock)
@@ -159,7 +186,7 @@ class SocketHub:
         if sock not in channel:
             return
         channel.discard(sock)
-        _discard(self._by_owner, sock.user_id, sock)
+        _discard(self._by_owner, _owner(sock), sock)
         if sock.channel == "user":
             _discard(self._user_channels, sock.channel_user_id, sock)
         self._metrics.socket_closed(sock.channel)
@@ -173,7 +200,9 @@ class SocketHub:
         held, sock.pending = sock.pending or [], None
         sock.last_sent_seq = max(sock.last_sent_seq, after_seq)
         for seq, message, frame in held:
-            if seq > sock.last_sent_seq:
+            if seq is None:  # a counts frame: state, never stale by seq
+                sock.send_frame(message, frame)
+            elif seq > sock.last_sent_seq:
                 sock.last_sent_seq = seq
                 sock.send_frame(message, frame)
 
@@ -202,19 +231,27 @@ class SocketHub:
         asyncio.ensure_future(self.catch_up())
 
     async def catch_up(self) -> None:
-        """Read every event after the last delivered one from the log and deliver it.
+        """Read every event after the last delivered one from the log and deliver it, and recent counts.
 
         Used when an event is missing (a lost Redis message) and after a
-        Redis reconnect.  Errors are logged, not raised: the next attempt
-        tries again.
+        Redis reconnect.  The log is the truth: a seq it does not hold
+        below the newest it returned is not waited for.  Errors are
+        logged, not raised: the next attempt tries again.
         """
+        start = self.last_seq
         try:
             while True:
                 events = await self._load_events_after(self.last_seq, 1000)
                 for event in events:
-                    self.publish(event)
+                    if event.seq > self.last_seq:
+                        self._out_of_order.pop(event.seq, None)
+                        self.last_seq = event.seq
+                        self._deliver(event)
                 if len(events) < 1000:
                     break
+            # Counts that Redis lost: the conflator drops versions it has already seen.
+            self.counts.add(await self._load_counts_since(start))
+            self._drain()
         except Exception:
             log.exception("could not read the event log to fill a gap after seq %d", self.last_seq)
         self._out_of_order = {s: e for s, e in self._out_of_order.items() if s > self.last_seq}
@@ -222,19 +259,65 @@ class SocketHub:
             loop = asyncio.get_running_loop()
             self._gap_timer = loop.call_later(GAP_TIMEOUT, self._start_gap_fill)
 
+    def publish_counts(self, changes: Iterable[CountChange]) -> None:
+        """Take the counts a committed signature batch left; they go out at the next tick (or flush)."""
+        self.counts.add(changes)
+
+    def _send_counts(self, pending: dict[int, CountChange]) -> None:
+        """One ``counts`` frame for the public and admin feeds; the authors' lists refreshed."""
+        seq = self.last_seq
+        message = counts_message(seq, {pid: change.count for pid, change in pending.items()})
+        frame = encode_frame(message.encode())
+        for channel in ("public", "admin"):
+            sockets = self._channels[channel]
+            sent = 0
+            for sock in list(sockets):
+                if sock.pending is not None:
+                    sock.pending.append((None, message, frame))
+                elif sock.send_frame(message, frame):
+                    sent += 1
+            if sent:
+                self._metrics.messages_sent(channel, sent, sent * len(frame))
+        for change in pending.values():
+            if change.author_id in self._user_channels:
+                self._mark_user_dirty(change.author_id, seq)
+
+    def _mark_user_dirty(self, user_id: int, seq: int) -> None:
+        self._dirty_users[user_id] = max(seq, self._dirty_users.get(user_id, 0))
+        if self._user_refresh is None or self._user_refresh.done():
+            self._user_refresh = asyncio.ensure_future(self._refresh_user_channels())
+
     def _deliver(self, event: Event) -> None:
+        # The seq promise: counts committed before this event reach sockets before it.
+        self.counts.flush()
         self._fan_out("public", event.seq, event.public_message())
         self._fan_out("admin", event.seq, event.admin_message())
         self._metrics.event_delivered(event.created_at)
         if event.author_id in self._user_channels:
-            self._dirty_users[event.author_id] = event.seq
-            if self._user_refresh is None or self._user_refresh.done():
-                self._user_refresh = asyncio.ensure_future(self._refresh_user_channels())
+            self._mark_user_dirty(event.author_id, event.seq)
 
     def _fan_out(self, channel: str, seq: int, message: str) -> None:
         sockets = self._channels[channel]
         if sockets:
             self._send(channel, sockets, seq, message)
+
+    def _send_state(self, channel: str, sockets: Iterable[HubSocket], seq: int, message: str) -> None:
+        """Write a whole-state message (a user's list) to every socket at or behind ``seq``.
+
+        Unlike an event, a list at the same seq as the last one sent is news
+        (counts changed), so only older seqs are skipped.
+        """
+        frame = encode_frame(message.encode())
+        sent = 0
+        for sock in list(sockets):
+            if sock.pending is not None:
+                sock.pending.append((None, message, frame))
+            elif seq >= sock.last_sent_seq:
+                sock.last_sent_seq = seq
+                if sock.send_frame(message, frame):
+                    sent += 1
+        if sent:
+            self._metrics.messages_sent(channel, sent, sent * len(frame))
 
     def _send(self, channel: str, sockets: Iterable[HubSocket], seq: int, message: str) -> None:
         """Write one message to many sockets: encoded once, framed once, same bytes to each."""
@@ -265,7 +348,7 @@ class SocketHub:
                 continue
             sockets = self._user_channels.get(user_id)
             if sockets:
-                self._send("user", sockets, seq, user_update_message(seq, petitions))
+                self._send_state("user", sockets, seq, user_update_message(seq, petitions))
 
     # -- heartbeat ----------------------------------------------------------
 
@@ -300,7 +383,11 @@ class SocketHub:
             yield from sockets
 
 
-def _discard(index: dict[int, set[HubSocket]], key: int | None, sock: HubSocket) -> None:
+def _owner(sock: HubSocket) -> int | tuple[str, str]:
+    return sock.user_id if sock.user_id is not None else ("address", sock.client_address)
+
+
+def _discard(index: dict, key: object, sock: HubSocket) -> None:
     members = index.get(key)
     if members is not None:
         members.discard(sock)

@@ -14,7 +14,7 @@ import peewee
 from playhouse.db_url import parse as parse_db_url
 from playhouse.pool import PooledPostgresqlDatabase
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # pg_advisory_xact_lock key taken while creating the schema ("tp" + schema).
 SCHEMA_LOCK_KEY = 0x7470_5343
 
@@ -82,6 +82,13 @@ class Petition(BaseModel):
     response = peewee.TextField(null=True)
     submitted_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
+    # Where the count stands in the log, for resume (never shown): ``count_seq`` is
+    # the newest lifecycle seq when the count last changed, ``count_version``
+    # orders count changes of one petition between processes, and
+    # ``count_changed_at`` lets a resume resend counts still in flight.
+    count_seq = peewee.BigIntegerField(default=0, index=True, constraints=[peewee.SQL("DEFAULT 0")])
+    count_version = peewee.BigIntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
+    count_changed_at = peewee.DateTimeField(null=True, index=True)
 
 
 class Signature(BaseModel):
@@ -92,7 +99,8 @@ class Signature(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
 
     class Meta:
-        indexes = ((("petition", "user"), True),)
+        # The second index serves the timeline (count per minute, hour or day).
+        indexes = ((("petition", "user"), True), (("petition", "created_at"), False))
 
 
 class EventCounter(BaseModel):
@@ -122,6 +130,7 @@ class PetitionEvent(BaseModel):
     from_status = peewee.CharField(max_length=16, null=True)
     to_status = peewee.CharField(max_length=16, null=True)
     note = peewee.TextField(null=True)
+    milestone = peewee.CharField(max_length=16, null=True)  # "response" or "debate" on a milestone
     petition_json = peewee.TextField()
     created_at = peewee.DateTimeField(default=utcnow)
 
@@ -161,10 +170,31 @@ def bind_database(db: peewee.Database) -> None:
             # and counter row; the lock is released at commit.
             db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         db.create_tables(MODELS, safe=True)
+        _add_missing_columns(db)
         if not SchemaVersion.select().exists():
             SchemaVersion.create(version=SCHEMA_VERSION)
         if not EventCounter.select().exists():
             EventCounter.create(id=1, value=0)
+
+
+def _add_missing_columns(db: peewee.Database) -> None:
+    """Bring tables made by an older version up to date: add each column a model has and the table lacks.
+
+    Every column added since version 1 is nullable or has a default, so
+    adding it is the whole migration; indexes of new columns come with it.
+    """
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    migrator = PostgresqlMigrator(db) if isinstance(db, peewee.PostgresqlDatabase) else SqliteMigrator(db)
+    for model in MODELS:
+        table = model._meta.table_name
+        present = {column.name for column in db.get_columns(table)}
+        for field in model._meta.sorted_fields:
+            if field.column_name not in present:
+                migrate(migrator.add_column(table, field.column_name, field))
+                if field.index:
+                    migrate(migrator.add_index(table, (field.column_name,), field.unique))
+    SchemaVersion.update(version=SCHEMA_VERSION).execute()
 
 
 def close_database(db: peewee.Database) -> None:

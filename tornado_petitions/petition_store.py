@@ -14,7 +14,7 @@ import peewee
 from . import statements, wire
 from .accounts import Identity
 from .errors import ApiError
-from .events import Event
+from .events import KINDS, Event
 from .lifecycle import NOTE_REQUIRED, allowed_targets
 from .models import EventCounter, Petition, PetitionEvent, Signature, User, iso, utcnow
 
@@ -157,13 +157,14 @@ def _record(
     from_status: str | None = None,
     to_status: str | None = None,
     note: str | None = None,
+    milestone: str | None = None,
 ) -> Event:
     """Append the event row for a change already written in the current transaction."""
     now = utcnow()
     petition_json = wire.dumps(petition)
     author_id = petition["author"]["user_id"]
     row = (seq, petition["petition_id"], author_id, kind, actor.user_id, from_status, to_status, note)
-    statements.execute(statements.INSERT_EVENT, (*row, petition_json, now))
+    statements.execute(statements.INSERT_EVENT, (*row, milestone, petition_json, now))
     return Event(
         seq=seq,
         kind=kind,
@@ -176,6 +177,7 @@ def _record(
         note=note,
         created_at=iso(now),
         petition_json=petition_json,
+        milestone=milestone,
     )
 
 
@@ -246,38 +248,6 @@ def change_status(
     return petition, event
 
 
-def _change_signatures(actor: Identity, petition_id: int, signing: bool) -> tuple[dict, Event]:
-    with Petition._meta.database.atomic():
-        seq = _next_seq()
-        _load(petition_id)  # 404 before anything is written
-        mine = (Signature.petition == petition_id) & (Signature.user == actor.user_id)
-        if signing:
-            if Signature.select().where(mine).exists():
-                raise ApiError(409, "already_signed", "you have already signed this petition")
-            Signature.insert(petition=petition_id, user=actor.user_id, created_at=utcnow()).execute()
-            delta = 1
-        else:
-            if not Signature.delete().where(mine).execute():
-                raise ApiError(404, "not_signed", "you have not signed this petition")
-            delta = -1
-        Petition.update(signature_count=Petition.signature_count + delta, updated_at=utcnow()).where(
-            Petition.id == petition_id
-        ).execute()
-        petition = _load(petition_id)
-        event = _record(seq, "signed" if signing else "unsigned", petition, actor)
-    return petition, event
-
-
-def sign(actor: Identity, petition_id: int) -> tuple[dict, Event]:
-    """Add the actor's signature; 409 if they already signed."""
-    return _change_signatures(actor, petition_id, signing=True)
-
-
-def withdraw_signature(actor: Identity, petition_id: int) -> tuple[dict, Event]:
-    """Remove the actor's signature; 404 if they had not signed."""
-    return _change_signatures(actor, petition_id, signing=False)
-
-
 def _event_from_row(row: tuple) -> Event:
     (
         seq,
@@ -289,6 +259,7 @@ def _event_from_row(row: tuple) -> Event:
         from_status,
         to_status,
         note,
+        milestone,
         created_at,
         petition_json,
     ) = row
@@ -304,23 +275,32 @@ def _event_from_row(row: tuple) -> Event:
         note=note,
         created_at=iso(created_at),
         petition_json=petition_json,
+        milestone=milestone,
     )
 
 
 def _events_query() -> peewee.ModelSelect:
-    return PetitionEvent.select(
-        PetitionEvent.seq,
-        PetitionEvent.kind,
-        PetitionEvent.petition,
-        PetitionEvent.author_id,
-        PetitionEvent.actor,
-        User.name,
-        PetitionEvent.from_status,
-        PetitionEvent.to_status,
-        PetitionEvent.note,
-        PetitionEvent.created_at,
-        PetitionEvent.petition_json,
-    ).join(User, on=(PetitionEvent.actor == User.id))
+    return (
+        PetitionEvent.select(
+            PetitionEvent.seq,
+            PetitionEvent.kind,
+            PetitionEvent.petition,
+            PetitionEvent.author_id,
+            PetitionEvent.actor,
+            User.name,
+            PetitionEvent.from_status,
+            PetitionEvent.to_status,
+            PetitionEvent.note,
+            PetitionEvent.milestone,
+            PetitionEvent.created_at,
+            PetitionEvent.petition_json,
+        )
+        .join(User, on=(PetitionEvent.actor == User.id))
+        .where(
+            # Logs written before signatures became state hold "signed" rows: never replayed or listed.
+            PetitionEvent.kind.in_(KINDS)
+        )
+    )
 
 
 def petition_history(petition_id: int) -> list[dict]:

@@ -26,6 +26,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from .counts import CountChange, changes_from_wire, changes_to_wire
 from .events import Event
 from .hub import SocketHub
 
@@ -56,6 +57,8 @@ class RedisBridge:
         self.channel = f"{channel_prefix}:events"
         # Token hashes revoked by a logout, so every process closes their sockets (4401).
         self.revocations = f"{channel_prefix}:revoked"
+        # Signature counts after each committed batch, for every process's conflator.
+        self.counts = f"{channel_prefix}:counts"
         self.subscribed = False
         self.reconnect_min = reconnect_min  # seconds, doubled after each failed attempt
         self.reconnect_max = reconnect_max
@@ -129,6 +132,11 @@ class RedisBridge:
         self.hub.publish(event)
         self._queue(self.channel, event.to_wire())
 
+    def publish_counts(self, changes: list[CountChange]) -> None:
+        """Hand a committed batch's counts to the local hub now and queue them for the other processes."""
+        self.hub.publish_counts(changes)
+        self._queue(self.counts, changes_to_wire(changes))
+
     def close_token(self, token_hash: str) -> None:
         """Close this process's sockets of a revoked token now, and have every other process do so."""
         self.hub.close_token(token_hash)
@@ -178,12 +186,15 @@ class RedisBridge:
         while True:
             pubsub = self._client.pubsub()
             try:
-                await pubsub.subscribe(self.channel, self.revocations)
+                await pubsub.subscribe(self.channel, self.revocations, self.counts)
+                counts_channel = self.counts.encode()
                 async for message in pubsub.listen():
                     kind = message["type"]
                     is_events = message["channel"] == self.channel.encode()
                     if kind == "message" and is_events:
                         self._receive(message["data"])
+                    elif kind == "message" and message["channel"] == counts_channel:
+                        self._receive_counts(message["data"])
                     elif kind == "message":
                         self.hub.close_token(message["data"].decode(errors="replace"))
                     elif kind == "subscribe" and is_events:
@@ -214,6 +225,14 @@ class RedisBridge:
             log.warning("ignoring a malformed message on %s: %s", self.channel, error)
             return
         self.hub.publish(event)
+
+    def _receive_counts(self, data: bytes) -> None:
+        try:
+            changes = changes_from_wire(data)
+        except (ValueError, TypeError) as error:
+            log.warning("ignoring a malformed message on %s: %s", self.counts, error)
+            return
+        self.hub.publish_counts(changes)
 
     async def _sweep(self) -> None:
         """Read the log now and then: often while unsubscribed, rarely (a safety net) while subscribed."""

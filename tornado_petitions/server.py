@@ -12,7 +12,7 @@ import peewee
 import tornado.httpserver
 import tornado.web
 
-from . import petition_store
+from . import petition_store, signature_store
 from .db_runner import DatabaseRunner
 from .handlers import auth, openapi, page, petitions, sockets, system
 from .handlers.base import NotFoundHandler
@@ -21,6 +21,7 @@ from .metrics import ServiceMetrics
 from .models import bind_database, close_database, open_database
 from .rate_limit import RateLimiter, RedisRateLimiter
 from .settings import Settings
+from .signature_batcher import SignatureBatcher
 
 log = logging.getLogger("tornado_petitions")
 access_log = logging.getLogger("tornado_petitions.access")
@@ -45,6 +46,7 @@ class PetitionsApplication(tornado.web.Application):
         publisher: Any,
         metrics: ServiceMetrics,
         rate_limiter: RateLimiter | RedisRateLimiter,
+        signatures: SignatureBatcher,
         **tornado_settings: Any,
     ) -> None:
         super().__init__(
@@ -52,6 +54,7 @@ class PetitionsApplication(tornado.web.Application):
             config=settings,
             hub=hub,
             publisher=publisher,
+            signatures=signatures,
             runner=runner,
             metrics=metrics,
             rate_limiter=rate_limiter,
@@ -130,13 +133,19 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
     async def load_events_after(seq: int, limit: int) -> list:
         return await runner.run(petition_store.events_after, seq, limit)
 
+    async def load_counts_since(seq: int) -> list:
+        return await runner.run(signature_store.counts_changed_since, seq)
+
     hub = SocketHub(
         load_user_list=load_user_list,
         load_events_after=load_events_after,
+        load_counts_since=load_counts_since,
         metrics=metrics,
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,
         max_sockets_per_user=settings.max_sockets_per_user,
+        max_anonymous_sockets_per_address=settings.max_anonymous_sockets_per_address,
+        count_interval=settings.count_interval,
     )
     publisher: Any = hub
     window = settings.rate_limits.window_seconds
@@ -166,6 +175,7 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
         publisher=publisher,
         metrics=metrics,
         rate_limiter=rate_limiter,
+        signatures=SignatureBatcher(runner, signature_store.apply_batch, publisher),
         default_handler_class=NotFoundHandler,
         log_function=log_request,
         xsrf_cookies=settings.xsrf_cookies,

@@ -48,6 +48,12 @@ class Settings:
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     max_sockets_per_user: int = 20
+    max_anonymous_sockets_per_address: int = 200
+    # Seconds between counts frames: signatures reach watchers as one conflated frame a tick.
+    count_interval: float = 1.0
+    # Signature counts that oblige a response and a debate (milestone events).
+    response_threshold: int = 10_000
+    debate_threshold: int = 100_000
     max_backlog: int = 1024 * 1024
     max_replay: int = 10_000
     token_ttl_seconds: float = 30 * 24 * 3600

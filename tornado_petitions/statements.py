@@ -28,7 +28,21 @@ INSERT_PETITION = (
 )
 INSERT_EVENT = (
     'INSERT INTO "petition_event" ("seq", "petition_id", "author_id", "kind", "actor_id", "from_status",'
-    ' "to_status", "note", "petition_json", "created_at") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
+    ' "to_status", "note", "milestone", "petition_json", "created_at")'
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+NEWEST_SEQ = 'SELECT "value" FROM "event_counter" WHERE "id" = 1'
+# A signature batch: one statement per request, so each learns its own outcome.
+INSERT_SIGNATURE = (
+    'INSERT INTO "signature" ("petition_id", "user_id", "created_at") VALUES (?, ?, ?)'
+    ' ON CONFLICT DO NOTHING RETURNING "id"'
+)
+DELETE_SIGNATURE = 'DELETE FROM "signature" WHERE "petition_id" = ? AND "user_id" = ? RETURNING "id"'
+# ... and one per petition the batch changed, however many signatures it holds.
+FOLD_COUNT = (
+    'UPDATE "petition" SET "signature_count" = "signature_count" + ?, "count_version" = "count_version" + 1,'
+    ' "count_seq" = ?, "count_changed_at" = ? WHERE "id" = ?'
+    ' RETURNING "signature_count", "count_version", "author_id"'
 )
 # The columns of petition_store._PETITION_COLUMNS, in the same order.
 PETITION_BY_ID = (

@@ -17,6 +17,7 @@ from ..hub import SocketHub
 from ..metrics import ServiceMetrics
 from ..rate_limit import RateLimiter, RedisRateLimiter
 from ..settings import Settings
+from ..signature_batcher import SignatureBatcher
 
 log = logging.getLogger("tornado_petitions.handlers")
 
@@ -58,6 +59,11 @@ class ServiceMixin:
     def publisher(self) -> Any:
         """Where committed events go: the hub itself, or the Redis bridge in front of it."""
         return self.application.settings["publisher"]
+
+    @property
+    def signatures(self) -> SignatureBatcher:
+        """Where signatures go: batched, committed, then answered."""
+        return self.application.settings["signatures"]
 
     @property
     def runner(self) -> DatabaseRunner:

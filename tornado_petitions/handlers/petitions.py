@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .. import petition_store
+from .. import petition_store, signature_store
 from ..errors import ApiError
 from ..events import Event
 from ..lifecycle import STATUSES
+from ..signature_store import BUCKETS, SignatureRequest
 from ..validation import FieldReader
 from .base import BaseHandler
 
@@ -156,13 +157,31 @@ class SignaturesHandler(ChangeHandler):
     async def post(self, petition_id: str) -> None:
         identity = await self.current_identity()
         await self.rate_limiter.hit(f"sign:{identity.user_id}", self.config.rate_limits.signatures_per_user)
-        petition = await self.commit(petition_store.sign, identity, int(petition_id))
+        petition = await self.signatures.submit(SignatureRequest(identity, int(petition_id), signing=True))
         self.write_json(petition, 201)
 
     async def delete(self, petition_id: str) -> None:
         identity = await self.current_identity()
-        petition = await self.commit(petition_store.withdraw_signature, identity, int(petition_id))
+        petition = await self.signatures.submit(SignatureRequest(identity, int(petition_id), signing=False))
         self.write_json(petition)
+
+
+class TimelineHandler(BaseHandler):
+    """``GET /api/petitions/{id}/signatures/timeline?bucket=minute|hour|day``: the count over time."""
+
+    route = "/api/petitions/{id}/signatures/timeline"
+
+    async def get(self, petition_id: str) -> None:
+        bucket = self.get_query_argument("bucket", "hour", strip=False)
+        if bucket not in BUCKETS or len(self.get_query_arguments("bucket")) > 1:
+            raise ApiError(
+                422,
+                "invalid_fields",
+                "invalid query: bucket",
+                fields={"bucket": "must be one of " + ", ".join(BUCKETS)},
+            )
+        points = await self.runner.run(signature_store.timeline, int(petition_id), bucket)
+        self.write_json({"bucket": bucket, "points": points})
 
 
 default_handlers = [
@@ -173,4 +192,5 @@ default_handlers = [
     (rf"/api/petitions/{_ID}/events", PetitionEventsHandler),
     (rf"/api/petitions/{_ID}/status", PetitionStatusHandler),
     (rf"/api/petitions/{_ID}/signatures", SignaturesHandler),
+    (rf"/api/petitions/{_ID}/signatures/timeline", TimelineHandler),
 ]

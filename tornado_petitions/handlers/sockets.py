@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import time
 from typing import Any
 from urllib.parse import urlparse
@@ -18,7 +19,8 @@ import tornado.web
 import tornado.websocket
 from tornado.iostream import StreamBufferFullError, StreamClosedError
 
-from .. import petition_store, wire
+from .. import petition_store, signature_store, wire
+from ..counts import counts_message
 from ..errors import ApiError
 from ..events import user_update_message
 from ..frames import encode_frame
@@ -35,25 +37,30 @@ class ChannelSocketHandler(ServiceMixin, tornado.websocket.WebSocketHandler):
 
     channel = "public"
     channel_user_id: int | None = None
+    # Whether the channel carries only public data, so a socket without a token may open it.
+    open_to_anyone = False
 
     # -- handshake (plain HTTP until super().get upgrades) --------------------
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         cookie = self.session_token() if "Cookie" in self.request.headers else None
         token = self.bearer_token() or cookie or self.get_query_argument("token", None)
+        self.client_address = self.request.remote_ip or "unknown"
         try:
-            identity = await self.authenticate(token)
+            identity = None if token is None and self.open_to_anyone else await self.authenticate(token)
             self.check_allowed_origin()
             self.authorize(identity, *args)
         except ApiError as error:
             self.metrics.handshake_refused(error.code)
             self.finish_with_error(error)
             return
-        self.user_id = identity.user_id
-        self.token_hash = identity.token_hash
-        expires = identity.expires_at.replace(tzinfo=datetime.UTC)
-        self.expires_at_epoch = expires.timestamp()
-        del identity, token, cookie, expires  # this frame lives as long as the socket
+        if identity is None:
+            self.user_id, self.token_hash, self.expires_at_epoch = None, None, math.inf
+        else:
+            self.user_id = identity.user_id
+            self.token_hash = identity.token_hash
+            self.expires_at_epoch = identity.expires_at.replace(tzinfo=datetime.UTC).timestamp()
+        del identity, token, cookie  # this frame lives as long as the socket
         await super().get(*args, **kwargs)
 
     def authorize(self, identity: Any, *args: str) -> None:
@@ -95,7 +102,8 @@ class ChannelSocketHandler(ServiceMixin, tornado.websocket.WebSocketHandler):
         if not self.hub.register(self):
             self.pending = None
             self.metrics.handshake_refused("too_many_sockets")
-            self.close(CLOSE_TOO_MANY_SOCKETS, "too many sockets for this user")
+            whose = "this user" if self.user_id is not None else "this address without an account"
+            self.close(CLOSE_TOO_MANY_SOCKETS, "too many sockets for " + whose)
             return
         await self.catch_up(self.since())
         self._forget_handshake()
@@ -232,15 +240,20 @@ class EventFeedHandler(ChannelSocketHandler):
             for event in events:
                 self.send_text(self.message_for(event))
             last = events[-1].seq
+        # Read after the replay, so the counts are as of (at least) the last event replayed.
+        changes = await self.runner.run(signature_store.counts_changed_since, since)
+        if changes:
+            self.send_text(counts_message(last, {change.petition_id: change.count for change in changes}))
         hub.activate(self, last)
         self.send_text('{"type":"hello","seq":%d}' % self.last_sent_seq)
 
 
 class PublicFeedHandler(EventFeedHandler):
-    """``/ws/petitions``: every event, for anyone signed in."""
+    """``/ws/petitions``: every lifecycle event and the counts, for anyone (a token given must be valid)."""
 
     channel = "public"
     route = "/ws/petitions"
+    open_to_anyone = True
 
 
 class AdminFeedHandler(EventFeedHandler):

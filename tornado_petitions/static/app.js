@@ -130,6 +130,13 @@ function onEventMessage(message) {
       state.lastAction.set(message.petition.petition_id, message);
     }
     scheduleRender();
+  } else if (message.type === "counts") {
+    // Signatures arrive as the latest count of each petition that changed, once a tick.
+    for (const [id, count] of Object.entries(message.counts)) {
+      const petition = state.petitions.get(Number(id));
+      if (petition) petition.signature_count = count;
+    }
+    scheduleRender();
   }
 }
 
@@ -412,10 +419,8 @@ function describeAction(event) {
     case "status_changed":
       return `${statusLabel(event.from_status)} → ${statusLabel(event.to_status)} by ${who}, ${when}` +
         (event.note ? `: “${event.note}”` : "");
-    case "signed":
-      return `Signed by ${who}, ${when}`;
-    case "unsigned":
-      return `Signature withdrawn by ${who}, ${when}`;
+    case "milestone":
+      return `Reached the ${event.milestone} threshold, ${when}`;
     default:
       return "";
   }
