@@ -108,6 +108,7 @@ def test_protected_operations_declare_bearer_and_public_ones_none():
         ("get", "/api/petitions"),
         ("get", "/api/petitions/{id}"),
         ("get", "/api/petitions/{id}/events"),
+        ("get", "/api/petitions/{id}/signatures/timeline"),
         ("get", "/healthz"),
         ("get", "/metrics"),
         ("get", "/api/openapi.json"),

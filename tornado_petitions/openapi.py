@@ -18,6 +18,7 @@ from . import wire
 from .events import KINDS
 from .lifecycle import NOTE_REQUIRED, STATUSES, TRANSITIONS
 from .settings import Settings
+from .signature_store import BUCKETS
 
 # Path ids are up to 15 digits; the ``author`` and ``cursor`` filters accept up to 10**15.
 _MAX_ID = 10**15 - 1
@@ -188,9 +189,26 @@ def _schemas(settings: Settings) -> dict:
                 "to_status": {"type": "string", "enum": list(STATUSES), "nullable": True},
                 "note": nullable_text,
                 "at": {"type": "string", "format": "date-time"},
-            }
+                "milestone": {"type": "string", "enum": ["response", "debate"]},
+            },
+            required=["seq", "event", "actor", "from_status", "to_status", "note", "at"],
         ),
         "History": _object({"events": {"type": "array", "items": _ref("HistoryEntry")}}),
+        "Timeline": _object(
+            {
+                "bucket": {"type": "string", "enum": list(BUCKETS)},
+                "points": {
+                    "type": "array",
+                    "description": "The count at the end of each bucket that saw a signature, oldest first.",
+                    "items": _object(
+                        {
+                            "at": {"type": "string", "format": "date-time", "description": "Bucket start."},
+                            "total": {"type": "integer", "minimum": 0},
+                        }
+                    ),
+                },
+            }
+        ),
         "Health": _object(
             {
                 "ok": {"type": "boolean"},
@@ -504,7 +522,28 @@ def _paths(settings: Settings) -> dict:
                 "responses": {
                     "200": petition,
                     **_errors("401", "403"),
-                    "404": _error("No such petition (`not_found`), or not signed (`not_signed`)."),
+                    **_errors("404"),
+                    "409": _error("Not signed (`not_signed`)."),
+                },
+            },
+        },
+        "/api/petitions/{id}/signatures/timeline": {
+            "parameters": [_id_parameter()],
+            "get": {
+                "operationId": "signatureTimeline",
+                "tags": ["signatures"],
+                "summary": "The signature count over time, for charts",
+                "security": public,
+                "parameters": [
+                    {
+                        "name": "bucket",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": list(BUCKETS), "default": "hour"},
+                    }
+                ],
+                "responses": {
+                    "200": {"description": "The count by bucket.", "content": _json(_ref("Timeline"))},
+                    **_errors("404", "422"),
                 },
             },
         },
