@@ -301,10 +301,13 @@ async def test_logout_on_a_closes_that_tokens_sockets_on_b_4401(cluster):
     bystander = await cluster.connect(b, "/ws/petitions", other["token"])
     await hello_seq(on_b)
     start = await hello_seq(bystander)
+    assert (await cluster.call(b, "GET", "/api/me", token=ann["token"]))[0] == 200  # B caches the token
     status, _ = await cluster.call(a, "POST", "/api/auth/logout", token=ann["token"])
     assert status == 204
     assert await read_json(on_b) is None
     assert on_b.close_code == 4401
+    # The revocation that closed the socket also evicted B's cached token.
+    assert (await cluster.call(b, "GET", "/api/me", token=ann["token"]))[0] == 401
     # Only that token's sockets: the other user's socket on B still gets events.
     await cluster.file_petition(a, other["token"], "After the logout")
     assert event_seqs(await read_until(bystander, start + 1)) == [start + 1]

@@ -110,13 +110,13 @@ def issue_token(user: User, ttl_seconds: float) -> str:
     return token
 
 
-def identify(token: str) -> Identity:
-    """The identity a token stands for; 401 when it is unknown, revoked or expired.
+def identify(token_hash: str) -> Identity:
+    """The identity a token (by its ``hash_token``) stands for; 401 when unknown, revoked or expired.
 
-    Runs on every authenticated request, so its one query is plain SQL
-    (``statements.IDENTIFY``) rather than built by Peewee each time.
+    Runs on every authenticated request the token cache cannot answer, so
+    its one query is plain SQL (``statements.IDENTIFY``) rather than built
+    by Peewee each time.
     """
-    token_hash = hash_token(token)
     row = statements.execute(statements.IDENTIFY, (token_hash,)).fetchone()
     if row is None or row[5] is not None:
         raise ApiError(401, "invalid_token", "the token is unknown or revoked")

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from .counts import CountChange, changes_from_wire, changes_to_wire
 from .events import Event
 from .hub import SocketHub
+from .token_cache import TokenCache
 
 log = logging.getLogger("tornado_petitions.redis")
 
@@ -52,8 +53,11 @@ class RedisBridge:
         connected_sweep_interval: float = 5.0,
         start_timeout: float = 2.0,
         outbox_limit: int = 10_000,
+        tokens: TokenCache | None = None,
     ) -> None:
         self.hub = hub
+        # Evicted on every logout announced here; cleared when the subscription (re)starts.
+        self.tokens = tokens if tokens is not None else TokenCache(lambda: False)
         self.channel = f"{channel_prefix}:events"
         # Token hashes revoked by a logout, so every process closes their sockets (4401).
         self.revocations = f"{channel_prefix}:revoked"
@@ -196,9 +200,13 @@ class RedisBridge:
                     elif kind == "message" and message["channel"] == counts_channel:
                         self._receive_counts(message["data"])
                     elif kind == "message":
-                        self.hub.close_token(message["data"].decode(errors="replace"))
+                        token_hash = message["data"].decode(errors="replace")
+                        self.tokens.evict(token_hash)
+                        self.hub.close_token(token_hash)
                     elif kind == "subscribe" and is_events:
                         # Subscribed from here on: what was published before is in the log.
+                        # Logouts published while we were away were missed: forget every cached token.
+                        self.tokens.clear()
                         self.subscribed = True
                         delay = self.reconnect_min
                         log.info("subscribed to redis channel %s at %s", self.channel, self._where)

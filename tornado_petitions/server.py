@@ -22,6 +22,7 @@ from .models import bind_database, close_database, open_database
 from .rate_limit import RateLimiter, RedisRateLimiter
 from .settings import Settings
 from .signature_batcher import SignatureBatcher
+from .token_cache import TokenCache
 
 log = logging.getLogger("tornado_petitions")
 access_log = logging.getLogger("tornado_petitions.access")
@@ -47,11 +48,13 @@ class PetitionsApplication(tornado.web.Application):
         metrics: ServiceMetrics,
         rate_limiter: RateLimiter | RedisRateLimiter,
         signatures: SignatureBatcher,
+        tokens: TokenCache,
         **tornado_settings: Any,
     ) -> None:
         super().__init__(
             handlers,
             config=settings,
+            tokens=tokens,
             hub=hub,
             publisher=publisher,
             signatures=signatures,
@@ -148,12 +151,17 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
         count_interval=settings.count_interval,
     )
     publisher: Any = hub
+    # One process on SQLite sees every logout itself; several processes trust the cache
+    # only while Redis carries their logouts to each other (``publisher`` is bound below).
+    tokens = TokenCache(
+        lambda: publisher.subscribed if publisher is not hub else isinstance(db, peewee.SqliteDatabase)
+    )
     window = settings.rate_limits.window_seconds
     rate_limiter: RateLimiter | RedisRateLimiter = RateLimiter(window)
     if settings.redis_url:
         from .redis_bridge import RedisBridge
 
-        publisher = RedisBridge(hub, settings.redis_url, settings.redis_channel)
+        publisher = RedisBridge(hub, settings.redis_url, settings.redis_channel, tokens=tokens)
         # One counter per key and window for every process; this process's own while Redis is down.
         rate_limiter = RedisRateLimiter(
             settings.redis_url, settings.redis_channel, window, fallback=rate_limiter
@@ -176,6 +184,7 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
         metrics=metrics,
         rate_limiter=rate_limiter,
         signatures=SignatureBatcher(runner, signature_store.apply_batch, publisher),
+        tokens=tokens,
         default_handler_class=NotFoundHandler,
         log_function=log_request,
         xsrf_cookies=settings.xsrf_cookies,

@@ -71,6 +71,7 @@ class LogoutHandler(BaseHandler):
     async def post(self) -> None:
         identity = await self.current_identity()
         await self.runner.run(accounts.revoke_token, identity.token_hash)
+        self.tokens.evict(identity.token_hash)
         self.publisher.close_token(identity.token_hash)
         self.clear_cookie(SESSION_COOKIE, path="/")
         self.set_status(204)

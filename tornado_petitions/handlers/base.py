@@ -18,6 +18,7 @@ from ..metrics import ServiceMetrics
 from ..rate_limit import RateLimiter, RedisRateLimiter
 from ..settings import Settings
 from ..signature_batcher import SignatureBatcher
+from ..token_cache import TokenCache
 
 log = logging.getLogger("tornado_petitions.handlers")
 
@@ -66,6 +67,11 @@ class ServiceMixin:
         return self.application.settings["signatures"]
 
     @property
+    def tokens(self) -> TokenCache:
+        """Identities of tokens seen recently (the hot path's authentication)."""
+        return self.application.settings["tokens"]
+
+    @property
     def runner(self) -> DatabaseRunner:
         return self.application.settings["runner"]
 
@@ -93,8 +99,13 @@ class ServiceMixin:
         """The identity behind ``token``; 401 when missing, unknown, revoked or expired."""
         if not token:
             raise ApiError(401, "unauthorized", "sign in first: send a Bearer token")
-        self.identity = await self.runner.run(accounts.identify, token)
-        return self.identity
+        token_hash = accounts.hash_token(token)
+        identity = self.tokens.get(token_hash)
+        if identity is None:
+            identity = await self.runner.run(accounts.identify, token_hash)
+            self.tokens.put(identity)
+        self.identity = identity
+        return identity
 
     def client_address(self) -> str:
         return self.request.remote_ip or "unknown"
