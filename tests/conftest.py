@@ -227,6 +227,24 @@ def make_admin(app):
     return create
 
 
+@pytest.fixture
+def make_citizens(app):
+    """Create ``n`` signed-in citizens directly (one password hash for all): signers for a storm."""
+    from tornado_petitions import accounts
+
+    def create(n: int, prefix: str = "signer") -> list[dict]:
+        password_hash = accounts.hash_password("signer password")
+        made = []
+        for i in range(n):
+            user = accounts.create_user(f"{prefix}{i}@example.org", f"Signer {i}", password_hash)
+            made.append(
+                {"user": user.to_dict(), "token": accounts.issue_token(user, app.config.token_ttl_seconds)}
+            )
+        return made
+
+    return create
+
+
 class SocketClients:
     """Opens WebSocket clients to the server under test and closes every one at tear-down."""
 

@@ -220,7 +220,6 @@ class SocketHub:
 
     def _drain(self) -> None:
         while (event := self._out_of_order.pop(self.last_seq + 1, None)) is not None:
-            self.last_seq = event.seq
             self._deliver(event)
         if not self._out_of_order and self._gap_timer is not None:
             self._gap_timer.cancel()
@@ -245,7 +244,6 @@ class SocketHub:
                 for event in events:
                     if event.seq > self.last_seq:
                         self._out_of_order.pop(event.seq, None)
-                        self.last_seq = event.seq
                         self._deliver(event)
                 if len(events) < 1000:
                     break
@@ -288,8 +286,11 @@ class SocketHub:
             self._user_refresh = asyncio.ensure_future(self._refresh_user_channels())
 
     def _deliver(self, event: Event) -> None:
-        # The seq promise: counts committed before this event reach sockets before it.
+        """Send the next lifecycle event; ``last_seq`` becomes its seq."""
+        # The seq promise: counts committed before this event reach sockets before it,
+        # in a frame carrying the seq before it.
         self.counts.flush()
+        self.last_seq = event.seq
         self._fan_out("public", event.seq, event.public_message())
         self._fan_out("admin", event.seq, event.admin_message())
         self._metrics.event_delivered(event.created_at)

@@ -22,7 +22,7 @@ from .accounts import Identity
 from .counts import CountChange
 from .errors import ApiError
 from .events import Event
-from .models import Petition, iso, utcnow
+from .models import Petition, database_proxy, iso, utcnow
 
 # A resume also resends the counts changed this recently, whatever their
 # count_seq: a batch committed in one process can reach another process's
@@ -132,8 +132,7 @@ def timeline(petition_id: int, bucket: str) -> list[dict]:
     petition does not exist.
     """
     petition_store.get_petition(petition_id)
-    db = Petition._meta.database
-    start = _bucket_sql(db, bucket)
+    start = _bucket_sql(database_proxy.obj, bucket)
     sql = (
         f'SELECT {start} AS "at", COUNT(*) FROM "signature" WHERE "petition_id" = ?'
         ' GROUP BY "at" ORDER BY "at"'
