@@ -9,7 +9,28 @@ from .base import SESSION_COOKIE, BaseHandler
 
 
 class SignInHandler(BaseHandler):
-    """Shared by register and login: issue a token and set the page's session cookie."""
+    """Shared by register and login: issue a token and set the page's session cookie.
+
+    The session cookie does not authenticate these requests, so a stale one
+    (a client that keeps cookies) needs no XSRF token.  What protects a
+    browser from being signed in by another site (login CSRF) is the
+    ``Origin`` / ``Sec-Fetch-Site`` check in ``prepare``.
+    """
+
+    def prepare(self) -> None:
+        super().prepare()
+        origin = self.cross_site_origin()
+        if origin is not None:
+            raise ApiError(
+                403,
+                "cross_site_sign_in",
+                f"sign-in from another site ({origin}) is refused: sign in from this site's page, "
+                "or add the site to --allowed-origins; API clients send no Origin header "
+                "and then use Authorization: Bearer <token>",
+            )
+
+    def check_xsrf_cookie(self) -> None:
+        """Nothing to check: the cookie is not what authenticates a sign-in (see ``prepare``)."""
 
     async def signed_in(self, user, status: int) -> None:
         token = await self.runner.run(accounts.issue_token, user, self.config.token_ttl_seconds)

@@ -6,6 +6,7 @@ import datetime
 import http
 import logging
 from typing import Any
+from urllib.parse import urlparse
 
 import tornado.web
 
@@ -23,6 +24,12 @@ from ..token_cache import TokenCache
 log = logging.getLogger("tornado_petitions.handlers")
 
 SESSION_COOKIE = "petitions_session"
+
+# What a refused cookie-authenticated write should send instead.
+XSRF_HELP = (
+    "a request authenticated by the session cookie needs the XSRF token: echo the _xsrf cookie "
+    "in an X-XSRFToken header; API clients send Authorization: Bearer <token> instead"
+)
 
 _ERROR_CODES = {
     400: "bad_request",
@@ -107,6 +114,26 @@ class ServiceMixin:
         self.identity = identity
         return identity
 
+    def cross_site_origin(self) -> str | None:
+        """Where a cross-site browser request comes from; None for this site, an allowed origin, or no browser.
+
+        ``Origin`` decides when present (an ``--allowed-origins`` site is
+        cross-site by ``Sec-Fetch-Site`` too); without it, a ``Sec-Fetch-Site``
+        other than ``same-origin`` or ``none`` (typed in the address bar) is
+        cross-site.  Clients that send neither header are not browsers.
+        """
+        origin = self.request.headers.get("Origin")
+        if origin is not None:
+            if origin in self.config.allowed_origins:
+                return None
+            if urlparse(origin).netloc.lower() == self.request.host.lower():
+                return None
+            return origin
+        site = self.request.headers.get("Sec-Fetch-Site")
+        if site is not None and site.lower() not in ("same-origin", "none"):
+            return f"Sec-Fetch-Site: {site}"
+        return None
+
     def client_address(self) -> str:
         return self.request.remote_ip or "unknown"
 
@@ -167,9 +194,15 @@ class BaseHandler(ServiceMixin, tornado.web.RequestHandler):
         self.application.in_flight.discard(self)
 
     def check_xsrf_cookie(self) -> None:
-        """Only cookie-authenticated requests need the XSRF token; Bearer clients cannot be forged."""
+        """Only cookie-authenticated requests need the XSRF token; Bearer clients cannot be forged.
+
+        A refusal is 403 ``xsrf_failed`` saying which header to send.
+        """
         if self.bearer_token() is None and self.session_token() is not None:
-            super().check_xsrf_cookie()
+            try:
+                super().check_xsrf_cookie()
+            except tornado.web.HTTPError:
+                raise ApiError(403, "xsrf_failed", XSRF_HELP) from None
 
     async def current_identity(self) -> Identity:
         """The signed-in caller (Bearer token first, then the session cookie), or 401."""
