@@ -8,11 +8,15 @@ answered with the JSON 413 (never a reset), and the server goes on serving.
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
 
 from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer
+from tornado_petitions.settings import Limits
 
+LIMIT = Limits().body_bytes
 PASSWORD = "correct horse"
 
 
@@ -109,3 +113,91 @@ def test_sign_in_from_this_site_is_accepted(live):
         assert browser.post("/api/auth/login", json=body, headers=own).status_code == 200
         typed = {"Sec-Fetch-Site": "none"}
         assert browser.post("/api/auth/login", json=body, headers=typed).status_code == 200
+
+
+# -- bodies over the limit -------------------------------------------------------------
+
+
+def petition_body(size: int) -> bytes:
+    """A JSON petition of exactly ``size`` bytes."""
+    head, tail = b'{"title": "Big one", "description": "', b'"}'
+    return head + b"x" * (size - len(head) - len(tail)) + tail
+
+
+def assert_413(response: httpx.Response) -> None:
+    assert response.status_code == 413, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["code"] == "payload_too_large"
+    assert str(LIMIT) in error["message"]
+
+
+@pytest.fixture(scope="module")
+def ann_token(live) -> str:
+    return live.register("big@clients.org", "Big", PASSWORD)["token"]
+
+
+def still_serving(live: LiveServer) -> None:
+    assert live.call("GET", "/healthz")[0] == 200
+
+
+def test_a_body_at_the_limit_is_read(live, client, ann_token):
+    response = client.post("/api/petitions", content=petition_body(LIMIT), headers=bearer(ann_token))
+    assert response.status_code == 422, response.text  # read and parsed: the description is too long
+    assert set(response.json()["error"]["fields"]) == {"description"}
+
+
+@pytest.mark.parametrize("size", [LIMIT + 1, 2_000_000, 50_000_000], ids=["limit+1", "2MB", "50MB"])
+def test_a_body_over_the_limit_with_content_length_is_the_json_413(live, client, ann_token, size):
+    response = client.post("/api/petitions", content=petition_body(size), headers=bearer(ann_token))
+    assert_413(response)
+    assert response.headers["Connection"] == "close"
+    still_serving(live)
+
+
+def test_a_chunked_body_over_the_limit_is_the_json_413(live, client, ann_token):
+    def chunks():
+        yield b'{"title": "Chunked", "description": "'
+        for _ in range(64):
+            yield b"x" * 16384
+        yield b'"}'
+
+    response = client.post("/api/petitions", content=chunks(), headers=bearer(ann_token))
+    assert response.request.headers["Transfer-Encoding"] == "chunked"
+    assert_413(response)
+    still_serving(live)
+
+
+def test_a_chunked_body_under_the_limit_is_read(live, client, ann_token):
+    def chunks():
+        yield b'{"title": "Chunked", '
+        yield b'"description": "small"}'
+
+    response = client.post("/api/petitions", content=chunks(), headers=bearer(ann_token))
+    assert response.status_code == 201, response.text
+
+
+def test_an_oversized_content_length_with_expect_100_continue_is_answered_without_the_body(live):
+    with socket.create_connection(("127.0.0.1", live.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /api/petitions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 50000000\r\nExpect: 100-continue\r\n\r\n"
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413 "), answer
+    assert b"100" not in answer.split(b"\r\n")[0]
+    assert b'"payload_too_large"' in answer
+    still_serving(live)
+
+
+def test_a_client_that_stops_sending_after_the_413_gets_it(live):
+    with socket.create_connection(("127.0.0.1", live.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /api/petitions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 2000000\r\n\r\n" + b"x" * 100_000
+        )
+        head = sock.recv(65536)
+    assert head.startswith(b"HTTP/1.1 413 "), head
+    still_serving(live)

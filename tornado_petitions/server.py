@@ -13,6 +13,7 @@ import tornado.httpserver
 import tornado.web
 
 from . import petition_store, signature_store
+from .body_limit import LimitedHTTPServer
 from .db_runner import DatabaseRunner
 from .handlers import auth, openapi, page, petitions, sockets, system
 from .handlers.base import NotFoundHandler
@@ -196,10 +197,11 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
 
 
 def make_server(app: PetitionsApplication) -> tornado.httpserver.HTTPServer:
-    """The HTTP server for ``app``: bodies up to 16x the API limit reach the handler's JSON 413."""
-    return tornado.httpserver.HTTPServer(
+    """The HTTP server for ``app``: a body over the limit, whatever its size, gets the JSON 413."""
+    return LimitedHTTPServer(
         app,
-        max_body_size=max(1024 * 1024, app.config.limits.body_bytes * 16),
+        body_limit=app.config.limits.body_bytes,
+        metrics=app.metrics,
         idle_connection_timeout=60,
         xheaders=app.config.xheaders,
         body_timeout=30,
