@@ -201,3 +201,17 @@ def test_a_client_that_stops_sending_after_the_413_gets_it(live):
         head = sock.recv(65536)
     assert head.startswith(b"HTTP/1.1 413 "), head
     still_serving(live)
+
+
+# -- signatures --------------------------------------------------------------------------
+
+
+def test_withdrawing_a_signature_never_made_is_409_not_signed(live, client, ann_token):
+    filed = client.post(
+        "/api/petitions", json={"title": "Never signed", "description": "Nobody."}, headers=bearer(ann_token)
+    )
+    path = f"/api/petitions/{filed.json()['petition_id']}/signatures"
+    response = client.delete(path, headers=bearer(ann_token))
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "not_signed"
+    assert client.delete("/api/petitions/999999/signatures", headers=bearer(ann_token)).status_code == 404

@@ -83,13 +83,19 @@ _ERRORS = {
     ),
     "403": _error(
         "Not allowed: an admin operation by a citizen (`forbidden`), or a cookie-authenticated "
-        "request without the XSRF token (`xsrf_failed`)."
+        "request without the XSRF token (`xsrf_failed`: echo the `_xsrf` cookie in `X-XSRFToken`, "
+        "or send `Authorization: Bearer`)."
     ),
     "404": _error("No such petition (`not_found`)."),
     "413": _error("The body is larger than the configured limit (`payload_too_large`)."),
     "422": _error("Invalid fields (`invalid_fields`, `invalid_body`); `fields` names each bad one."),
     "429": _error("Too many attempts (`too_many_requests`); wait `Retry-After` seconds.", _RETRY_AFTER),
 }
+
+_CROSS_SITE = _error(
+    "A browser on another site (`cross_site_sign_in`, by `Origin` or `Sec-Fetch-Site`); "
+    "API clients send no `Origin`."
+)
 
 
 def _errors(*statuses: str) -> dict:
@@ -334,6 +340,7 @@ def _paths(settings: Settings) -> dict:
                         "content": _json(_ref("SignedIn")),
                     },
                     **_errors("400"),
+                    "403": _CROSS_SITE,
                     "409": _error("An account with this email exists (`email_taken`)."),
                     **_errors("413", "422", "429"),
                 },
@@ -355,6 +362,7 @@ def _paths(settings: Settings) -> dict:
                     },
                     "400": _ERRORS["400"],
                     "401": _error("Wrong email or password (`bad_credentials`)."),
+                    "403": _CROSS_SITE,
                     **_errors("413", "422", "429"),
                 },
             }
