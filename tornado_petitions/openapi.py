@@ -4,9 +4,9 @@
 every documented operation is routed and every HTTP route documented, and
 ``tests/test_schemathesis.py`` checks the live server against it.
 
-Text fields are trimmed of surrounding whitespace before their length is
-checked, and may not hold NUL characters; the ``pattern``s below say so, so
-that a request the document calls valid is one the server accepts.
+The request bodies' schemas come from ``validation.request_models``, the
+models the server checks bodies with, so a request the document calls valid
+is one the server accepts; the responses are declared here.
 """
 
 from __future__ import annotations
@@ -16,32 +16,18 @@ from typing import Any
 
 from . import wire
 from .events import KINDS
-from .lifecycle import NOTE_REQUIRED, STATUSES, TRANSITIONS
+from .lifecycle import STATUSES, TRANSITIONS
 from .settings import Settings
 from .signature_store import BUCKETS
+from .validation import request_schemas
 
 # Path ids are up to 15 digits; the ``author`` and ``cursor`` filters accept up to 10**15.
 _MAX_ID = 10**15 - 1
 _MAX_FILTER = 10**15
 
-# No NUL anywhere.
-_NO_NUL = r"^[^\x00]*$"
-# The server trims ASCII whitespace only (validation.TRIMMED): ECMA's \s is not Python's.
-_WS = r" \t\n\r\f\v"
-# At least one non-blank character, no NUL.
-_NOT_BLANK = rf"^[^\x00]*[^{_WS}\x00][^\x00]*$"
-# At least three characters once trimmed, no NUL.
-_THREE_AFTER_TRIM = rf"^[^\x00]*[^{_WS}\x00][^\x00]+[^{_WS}\x00][^\x00]*$"
-# What the server takes for an email: an "@" neither first nor last once trimmed.
-_EMAIL = rf"^[{_WS}]*[^{_WS}@\x00][^\x00]*@[^\x00]*[^{_WS}@\x00][{_WS}]*$"
-
 
 def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _text(max_len: int, pattern: str = _NO_NUL, **extra: Any) -> dict:
-    return {"type": "string", "maxLength": max_len, "pattern": pattern, **extra}
 
 
 def _object(properties: dict, required: list[str] | None = None, **extra: Any) -> dict:
@@ -231,53 +217,8 @@ def _schemas(settings: Settings) -> dict:
                 },
             }
         ),
-        "Register": {
-            "type": "object",
-            "required": ["email", "name", "password"],
-            "properties": {
-                "email": _text(limits.email_max, _EMAIL),
-                "name": _text(limits.name_max, _NOT_BLANK),
-                "password": _text(limits.password_max, minLength=limits.password_min),
-            },
-        },
-        "Login": {
-            "type": "object",
-            "required": ["email", "password"],
-            "properties": {
-                "email": _text(limits.email_max, _NOT_BLANK),
-                "password": _text(limits.password_max, minLength=1),
-            },
-        },
-        "NewPetition": {
-            "type": "object",
-            "required": ["title", "description"],
-            "properties": {
-                "title": _text(limits.title_max, _THREE_AFTER_TRIM, minLength=limits.title_min),
-                "description": _text(limits.description_max, _NOT_BLANK),
-                "category": _text(limits.category_max, nullable=True),
-                "location": _text(limits.location_max, nullable=True),
-            },
-        },
-        "StatusChange": {
-            "type": "object",
-            "required": ["status"],
-            "properties": {
-                "status": {"type": "string", "enum": list(STATUSES)},
-                "note": _text(limits.note_max, nullable=True, description="The public response."),
-                "version": {
-                    "type": "integer",
-                    "minimum": 1,
-                    "maximum": 2**31 - 1,
-                    "nullable": True,
-                    "description": "The version you saw; 409 if the petition has moved on since.",
-                },
-            },
-            # Moving to a status that needs an explanation needs a non-blank note.
-            "anyOf": [
-                {"properties": {"status": {"not": {"enum": sorted(NOTE_REQUIRED)}}}},
-                {"required": ["note"], "properties": {"note": {"type": "string", "pattern": _NOT_BLANK}}},
-            ],
-        },
+        # The request bodies: the very models the server checks them with.
+        **request_schemas(limits),
     }
 
 

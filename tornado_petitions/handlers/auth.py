@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from .. import accounts
 from ..errors import ApiError
-from ..validation import FieldReader
 from .base import SESSION_COOKIE, BaseHandler
 
 
@@ -45,21 +44,12 @@ class RegisterHandler(SignInHandler):
     route = "/api/auth/register"
 
     async def post(self) -> None:
-        limits = self.config.limits
-        fields = FieldReader(self.json_body())
-        email = fields.text("email", max_len=limits.email_max, min_len=3)
-        name = fields.text("name", max_len=limits.name_max, min_len=1)
-        password = fields.text(
-            "password", max_len=limits.password_max, min_len=limits.password_min, strip=False
-        )
-        if email is not None and ("@" not in email or email.startswith("@") or email.endswith("@")):
-            fields.errors["email"] = "must be an email address"
-        fields.done()
+        body = self.read_body("Register")
         await self.rate_limiter.hit(
             "register:" + self.client_address(), self.config.rate_limits.register_per_address
         )
-        password_hash = await self.runner.offload(accounts.hash_password, password)
-        user = await self.runner.run(accounts.create_user, email, name, password_hash)
+        password_hash = await self.runner.offload(accounts.hash_password, body.password)
+        user = await self.runner.run(accounts.create_user, body.email, body.name, password_hash)
         await self.signed_in(user, 201)
 
 
@@ -69,11 +59,8 @@ class LoginHandler(SignInHandler):
     route = "/api/auth/login"
 
     async def post(self) -> None:
-        limits = self.config.limits
-        fields = FieldReader(self.json_body())
-        email = fields.text("email", max_len=limits.email_max, min_len=1)
-        password = fields.text("password", max_len=limits.password_max, min_len=1, strip=False)
-        fields.done()
+        body = self.read_body("Login")
+        email, password = body.email, body.password
         rates = self.config.rate_limits
         await self.rate_limiter.hit("login-email:" + email.lower(), rates.login_per_email)
         await self.rate_limiter.hit("login-address:" + self.client_address(), rates.login_per_address)

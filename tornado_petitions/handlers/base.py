@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import tornado.web
 
-from .. import accounts, wire
+from .. import accounts, validation, wire
 from ..accounts import Identity
 from ..db_runner import DatabaseRunner
 from ..errors import ApiError
@@ -217,19 +217,9 @@ class BaseHandler(ServiceMixin, tornado.web.RequestHandler):
             raise ApiError(403, "forbidden", "only admins may do this")
         return identity
 
-    def json_body(self) -> Any:
-        """The request body parsed as JSON; 413 when too large, 400 when not JSON."""
-        body = self.request.body
-        if len(body) > self.config.limits.body_bytes:
-            raise ApiError(
-                413,
-                "payload_too_large",
-                f"the body is larger than {self.config.limits.body_bytes} bytes",
-            )
-        try:
-            return wire.loads(body)
-        except (ValueError, OverflowError):
-            raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
+    def read_body(self, name: str) -> Any:
+        """The body as the request model ``name`` (``validation.py``); 400 when not JSON, 422 naming every bad field."""
+        return validation.read_body(self.config.limits, name, self.request.body)
 
     def write_json(self, document: Any, status: int = 200) -> None:
         """Finish the response with ``document`` encoded by ujson."""

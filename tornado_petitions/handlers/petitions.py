@@ -13,7 +13,6 @@ from ..errors import ApiError
 from ..events import Event
 from ..lifecycle import STATUSES
 from ..signature_store import BUCKETS, SignatureRequest
-from ..validation import FieldReader
 from .base import BaseHandler
 
 _ID = r"([0-9]{1,15})"
@@ -41,15 +40,14 @@ class PetitionsHandler(ChangeHandler):
 
     async def post(self) -> None:
         identity = await self.current_identity()
-        limits = self.config.limits
-        fields = FieldReader(self.json_body())
-        title = fields.text("title", min_len=limits.title_min, max_len=limits.title_max)
-        description = fields.text("description", min_len=1, max_len=limits.description_max)
-        category = fields.text("category", max_len=limits.category_max, required=False)
-        location = fields.text("location", max_len=limits.location_max, required=False)
-        fields.done()
+        body = self.read_body("NewPetition")
         petition = await self.commit(
-            petition_store.create_petition, identity, title, description, category, location
+            petition_store.create_petition,
+            identity,
+            body.title,
+            body.description,
+            body.category,
+            body.location,
         )
         self.write_json(petition, 201)
 
@@ -138,13 +136,9 @@ class PetitionStatusHandler(ChangeHandler):
 
     async def patch(self, petition_id: str) -> None:
         identity = await self.require_admin()
-        fields = FieldReader(self.json_body())
-        target = fields.choice("status", STATUSES)
-        note = fields.text("note", max_len=self.config.limits.note_max, required=False)
-        version = fields.integer("version", minimum=1)
-        fields.done()
+        body = self.read_body("StatusChange")
         petition = await self.commit(
-            petition_store.change_status, identity, int(petition_id), target, note, version
+            petition_store.change_status, identity, int(petition_id), body.status, body.note, body.version
         )
         self.write_json(petition)
 
