@@ -3,10 +3,19 @@
 The schema is the document the server builds for its default settings
 (``test_openapi`` checks the server serves exactly that).  The server is a
 real ``serve`` process; requests carry an admin's Bearer token, so the admin
-operation is exercised past its 403, on petitions that exist.
+operation is exercised past its 403, on petitions that exist.  The last
+test runs the ``st`` command as a user would, with every phase (the
+stateful one follows the document's links from a petition just filed to its
+reads, status moves, signing and withdrawing) and every default check,
+nothing excluded.
 """
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import hypothesis
 import pytest
@@ -17,6 +26,7 @@ from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer
 from tornado_petitions.openapi import build_document
 from tornado_petitions.settings import Settings
 
+ROOT = Path(__file__).resolve().parent.parent
 ADMIN_EMAIL = "admin@example.org"
 ADMIN_PASSWORD = "admin password"
 # The example budget per operation: enough to cover each schema's corners, small enough for CI.
@@ -69,11 +79,33 @@ def live(tmp_path_factory):
     assert " 500 " not in log, log
 
 
-@schema.parametrize()
-@hypothesis.settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None)
-def test_api_conforms_to_its_document(case, live):
+def call_kwargs(live: LiveServer, case) -> dict:
+    """Where to send ``case`` and with which token."""
     token = live.admin_token
     if case.operation.path == "/api/auth/logout":
         # Logging out revokes the token it is called with: give it a token of its own.
         token = live.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)["token"]
-    case.call_and_validate(base_url=live.url, headers={"Authorization": f"Bearer {token}"})
+    return {"base_url": live.url, "headers": {"Authorization": f"Bearer {token}"}}
+
+
+@schema.parametrize()
+@hypothesis.settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None)
+def test_api_conforms_to_its_document(case, live):
+    case.call_and_validate(**call_kwargs(live, case))
+
+
+def test_schemathesis_run_with_every_check_and_the_stateful_phase_finds_nothing(live, tmp_path):
+    """``st run`` as the README gives it: every phase (stateful too), every default check, nothing excluded."""
+    env = {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
+        "PYTHONPATH": str(ROOT),
+        "PETITIONS_URL": live.url,
+        "PETITIONS_ADMIN_EMAIL": ADMIN_EMAIL,
+        "PETITIONS_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    }
+    command = [str(Path(sys.executable).with_name("st")), "--no-color", "run", live.url + "/api/openapi.json"]
+    command += ["--max-examples", str(EXAMPLES_PER_OPERATION), "--generation-database", "none"]
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Stateful" in done.stdout and "No issues found" in done.stdout, done.stdout
