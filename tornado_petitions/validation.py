@@ -2,8 +2,8 @@
 
 The handlers check bodies with ``read_body`` (a 422 names every bad field,
 in the words of ``_MESSAGES``), and ``openapi.py`` takes the document's
-request schemas from ``request_schemas``: both come from the ``BODIES``
-declaration below, so the document cannot promise what the server refuses.
+request schemas from ``request_schemas``: both come from the ``_declarations``
+below, so the document cannot promise what the server refuses.
 
 Text is trimmed of ASCII whitespace only (``TRIMMED``), so the document's
 ``pattern``s (ECMA regexes, whose ``\\s`` differs from Python's
