@@ -48,7 +48,7 @@ class HubSocket(Protocol):
     channel: str
     channel_user_id: int | None
     user_id: int | None  # None: a public-feed socket without an account
-    client_address: str
+    address: str  # the client address (forwarded one with --xheaders)
     token_hash: str | None
     expires_at_epoch: float
     last_sent_seq: int
@@ -385,7 +385,7 @@ class SocketHub:
 
 
 def _owner(sock: HubSocket) -> int | tuple[str, str]:
-    return sock.user_id if sock.user_id is not None else ("address", sock.client_address)
+    return sock.user_id if sock.user_id is not None else ("address", sock.address)
 
 
 def _discard(index: dict, key: object, sock: HubSocket) -> None:

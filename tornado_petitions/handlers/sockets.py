@@ -13,7 +13,6 @@ import logging
 import math
 import time
 from typing import Any
-from urllib.parse import urlparse
 
 import tornado.web
 import tornado.websocket
@@ -45,7 +44,7 @@ class ChannelSocketHandler(ServiceMixin, tornado.websocket.WebSocketHandler):
     async def get(self, *args: Any, **kwargs: Any) -> None:
         cookie = self.session_token() if "Cookie" in self.request.headers else None
         token = self.bearer_token() or cookie or self.get_query_argument("token", None)
-        self.client_address = self.request.remote_ip or "unknown"
+        self.address = self.client_address()  # what the per-address cap of sockets without an account counts
         try:
             identity = None if token is None and self.open_to_anyone else await self.authenticate(token)
             self.check_allowed_origin()
@@ -71,15 +70,10 @@ class ChannelSocketHandler(ServiceMixin, tornado.websocket.WebSocketHandler):
         return True
 
     def check_allowed_origin(self) -> None:
-        """403 unless the Origin is absent (not a browser), our own, or in --allowed-origins."""
-        origin = self.request.headers.get("Origin")
-        if origin is None:
-            return
-        if origin in self.config.allowed_origins:
-            return
-        if urlparse(origin).netloc.lower() == self.request.host.lower():
-            return
-        raise ApiError(403, "origin_not_allowed", f"origin {origin} is not allowed")
+        """403 for a browser on another site (the rule of sign-in, ``cross_site_origin``)."""
+        origin = self.cross_site_origin()
+        if origin is not None:
+            raise ApiError(403, "origin_not_allowed", f"origin {origin} is not allowed")
 
     def get_compression_options(self) -> dict[str, Any] | None:
         # Off unless --ws-compression: a compressed socket costs ~48 us of CPU per
