@@ -75,6 +75,24 @@ _SERVE_FLAGS = (
     ),
     ("--signatures-per-user", "rate_limits.signatures_per_user", "signatures per user per window"),
     ("--log-level", "log_level", "debug, info, warning or error; logs go to stderr"),
+    ("--response-threshold", "response_threshold", "signatures that oblige a response (a milestone)"),
+    ("--debate-threshold", "debate_threshold", "signatures that put a petition up for debate (a milestone)"),
+    ("--signing-days", "signing_days", "days a petition takes signatures after it is filed"),
+    ("--moderation-days", "moderation_days", "days a submitted petition waits before it is overdue"),
+    ("--smtp-url", "smtp_url", "smtp://[user:password@]host:port (smtps:// for TLS); unset: no mail"),
+    ("--mail-from", "mail_from", "the From address of every mail"),
+    ("--mail-per-second", "mail_per_second", "mails sent per second at most"),
+    ("--mail-retry-max", "mail_retry_max", "longest wait in seconds between tries while SMTP fails"),
+    (
+        "--public-url",
+        "public_url",
+        "the service's address for links in mails (default http://localhost:PORT)",
+    ),
+    (
+        "--mail-secret",
+        "mail_secret",
+        "key signing unsubscribe links (default: generated, kept in the database)",
+    ),
 )
 
 

@@ -53,6 +53,8 @@ class User(BaseModel):
     role = peewee.CharField(max_length=16, default="citizen")
     password_hash = peewee.CharField(max_length=255)
     created_at = peewee.DateTimeField(default=utcnow)
+    # False once the user unsubscribed (the link in every mail, or PATCH /api/me).
+    email_updates = peewee.BooleanField(default=True)
 
     def to_dict(self) -> dict:
         return {"user_id": self.id, "email": self.email, "name": self.name, "role": self.role}
@@ -89,6 +91,14 @@ class Petition(BaseModel):
     count_seq = peewee.BigIntegerField(default=0, index=True, constraints=[peewee.SQL("DEFAULT 0")])
     count_version = peewee.BigIntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
     count_changed_at = peewee.DateTimeField(null=True, index=True)
+    # Signing stops at this time (submitted_at + --signing-days); None: never (rows from before it existed).
+    closes_at = peewee.DateTimeField(null=True)
+    # JSON text: [{"milestone": "response" | "debate", "at": ISO}], in the order reached.
+    milestones = peewee.TextField(default="[]")
+    # From the response milestone until an admin's next status change with a note.
+    awaiting_response = peewee.BooleanField(default=False)
+    # One of lifecycle.REJECTION_REASONS while the petition is rejected.
+    rejection_reason = peewee.CharField(max_length=32, null=True)
 
 
 class Signature(BaseModel):
@@ -135,7 +145,57 @@ class PetitionEvent(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
 
 
-MODELS = [SchemaVersion, User, AuthToken, Petition, Signature, EventCounter, PetitionEvent]
+class MailOutbox(BaseModel):
+    """One mail to send, written in the same transaction as the change that causes it.
+
+    ``(change_key, user)`` is unique, so one change never mails one person
+    twice.  The sender leases pending rows (``lease_owner``/``lease_until``)
+    so several processes never send the same row, and marks each row
+    ``sent`` only after the SMTP server accepted it.
+    """
+
+    change_key = peewee.CharField(max_length=64)
+    user = peewee.ForeignKeyField(User, backref="mail", on_delete="CASCADE")
+    petition = peewee.ForeignKeyField(Petition, backref="mail", on_delete="CASCADE")
+    kind = peewee.CharField(max_length=16)  # status_changed | milestone
+    title = peewee.CharField(max_length=200)
+    status = peewee.CharField(max_length=16)
+    note = peewee.TextField(null=True)
+    milestone = peewee.CharField(max_length=16, null=True)
+    state = peewee.CharField(max_length=8, default="pending")  # pending | sent | failed | skipped
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = peewee.DateTimeField(default=utcnow)
+    lease_owner = peewee.CharField(max_length=32, null=True)
+    lease_until = peewee.DateTimeField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    sent_at = peewee.DateTimeField(null=True)
+    error = peewee.TextField(null=True)
+
+    class Meta:
+        indexes = (
+            (("change_key", "user"), True),
+            (("state", "next_attempt_at"), False),
+        )
+
+
+class ServiceSecret(BaseModel):
+    """Keys the service generates once and every process shares (the unsubscribe-link key)."""
+
+    name = peewee.CharField(max_length=32, unique=True)
+    value = peewee.CharField(max_length=128)
+
+
+MODELS = [
+    SchemaVersion,
+    User,
+    AuthToken,
+    Petition,
+    Signature,
+    EventCounter,
+    PetitionEvent,
+    MailOutbox,
+    ServiceSecret,
+]
 
 
 def open_database(url: str, pool_size: int = 8) -> peewee.Database:

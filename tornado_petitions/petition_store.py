@@ -9,13 +9,15 @@ after the commit.
 
 from __future__ import annotations
 
+import datetime
+
 import peewee
 
 from . import statements, wire
 from .accounts import Identity
 from .errors import ApiError
 from .events import KINDS, Event
-from .lifecycle import NOTE_REQUIRED, allowed_targets
+from .lifecycle import DEFAULT_REJECTION_REASON, NOTE_REQUIRED, allowed_targets
 from .models import EventCounter, Petition, PetitionEvent, Signature, User, iso, utcnow
 
 _PETITION_COLUMNS = (
@@ -32,6 +34,10 @@ _PETITION_COLUMNS = (
     Petition.response,
     Petition.submitted_at,
     Petition.updated_at,
+    Petition.closes_at,
+    Petition.milestones,
+    Petition.awaiting_response,
+    Petition.rejection_reason,
 )
 
 
@@ -51,6 +57,10 @@ def _petition_dict(row: tuple) -> dict:
         response,
         submitted_at,
         updated_at,
+        closes_at,
+        milestones,
+        awaiting_response,
+        rejection_reason,
     ) = row
     petition = {
         "petition_id": pid,
@@ -64,9 +74,14 @@ def _petition_dict(row: tuple) -> dict:
         "version": version,
         "submitted_at": iso(submitted_at),
         "updated_at": iso(updated_at),
+        "closes_at": iso(closes_at),
+        "milestones": wire.loads(milestones) if milestones else [],
+        "awaiting_response": bool(awaiting_response),
     }
     if response is not None:
         petition["response"] = response
+    if status == "rejected":
+        petition["rejection"] = {"reason": rejection_reason or DEFAULT_REJECTION_REASON, "note": response}
     return petition
 
 
@@ -83,8 +98,13 @@ def _load(petition_id: int) -> dict:
 
 def _petition_from_row(row: tuple) -> dict:
     """``_petition_dict`` of a row read without Peewee's converters: the timestamps parsed here."""
-    *head, submitted_at, updated_at = row
-    return _petition_dict((*head, statements.timestamp(submitted_at), statements.timestamp(updated_at)))
+    *head, submitted_at, updated_at, closes_at, milestones, awaiting, reason = row
+    times = (
+        statements.timestamp(submitted_at),
+        statements.timestamp(updated_at),
+        statements.timestamp(closes_at),
+    )
+    return _petition_dict((*head, *times, milestones, awaiting, reason))
 
 
 def _petitions(query: peewee.ModelSelect) -> list[dict]:
@@ -182,18 +202,25 @@ def _record(
 
 
 def create_petition(
-    author: Identity, title: str, description: str, category: str | None, location: str | None
+    author: Identity,
+    title: str,
+    description: str,
+    category: str | None,
+    location: str | None,
+    signing_days: float = 180.0,
 ) -> tuple[dict, Event]:
-    """File a petition (status ``submitted``) and its ``created`` event."""
+    """File a petition (status ``submitted``, closing ``signing_days`` from now) and its ``created`` event."""
     with Petition._meta.database.atomic():
         seq = _next_seq()
         now = utcnow()
+        closes_at = now + datetime.timedelta(days=signing_days)
         row = (title, description, category, location, author.user_id, "submitted", 0, 1, now, now)
+        row += (closes_at, "[]", False)
         petition_id = statements.execute(statements.INSERT_PETITION, row).fetchone()[0]
         # What _load would read back, without reading it back.
         petition = _petition_dict(
             (petition_id, title, description, category, location, author.user_id, author.name)
-            + ("submitted", 0, 1, None, now, now)
+            + ("submitted", 0, 1, None, now, now, closes_at, "[]", False, None)
         )
         event = _record(seq, "created", petition, author, to_status="submitted")
     return petition, event

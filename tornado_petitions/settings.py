@@ -68,5 +68,26 @@ class Settings:
     # None: run database work inline for SQLite and in the executor otherwise.
     db_inline: bool | None = None
     log_level: str = "info"
+    # The petitions office (SPEC "The petitions office").
+    response_threshold: int = 10_000
+    debate_threshold: int = 100_000
+    # Days a petition takes signatures after it is filed (closes_at = submitted_at + this).
+    signing_days: float = 180.0
+    # Days a submitted petition may wait for moderation before its queue entry is overdue.
+    moderation_days: float = 7.0
+    # Mail: unset smtp_url means no outbox rows are written and no sender runs.
+    smtp_url: str | None = None
+    mail_from: str = "petitions@localhost"
+    mail_per_second: float = 10.0
+    # Longest wait between two tries while the SMTP server is down or answers 4xx (seconds).
+    mail_retry_max: float = 10.0
+    # The address links in mails point at; unset: http://localhost:<port>.
+    public_url: str | None = None
+    # Key of the HMAC that signs unsubscribe links; unset: generated once and kept in the database.
+    mail_secret: str | None = None
     limits: Limits = dataclasses.field(default_factory=Limits)
     rate_limits: RateLimits = dataclasses.field(default_factory=RateLimits)
+
+    def public_base_url(self) -> str:
+        """Where mails link to, without a trailing slash."""
+        return (self.public_url or f"http://localhost:{self.port}").rstrip("/")

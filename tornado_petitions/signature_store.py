@@ -22,6 +22,7 @@ from .accounts import Identity
 from .counts import CountChange
 from .errors import ApiError
 from .events import Event
+from .lifecycle import SIGNING_STATUSES, accepts_signatures
 from .models import Petition, database_proxy, iso, utcnow
 
 # A resume also resends the counts changed this recently, whatever their
@@ -50,16 +51,24 @@ class BatchOutcome:
     events: list[Event]
 
 
-def _petition_states(petition_ids: set[int]) -> dict[int, str]:
-    """The status of each existing petition among ``petition_ids``."""
-    query = Petition.select(Petition.id, Petition.status).where(Petition.id.in_(sorted(petition_ids)))
-    return dict(query.tuples())
+def _petition_states(petition_ids: set[int]) -> dict[int, tuple[str, datetime.datetime | None]]:
+    """The status and closing time of each existing petition among ``petition_ids``."""
+    query = Petition.select(Petition.id, Petition.status, Petition.closes_at).where(
+        Petition.id.in_(sorted(petition_ids))
+    )
+    return {pid: (status, closes_at) for pid, status, closes_at in query.tuples()}
+
+
+def _not_open(petition_id: int, status: str) -> ApiError:
+    state = "closed" if status in SIGNING_STATUSES else status
+    return ApiError(409, "not_open", f"petition {petition_id} is {state}: it takes no signatures")
 
 
 def apply_batch(requests: Sequence[SignatureRequest]) -> BatchOutcome:
     """Write a batch of signatures and withdrawals in one transaction; each request gets its own outcome.
 
-    A request for a petition that does not exist gets 404, a second
+    A request for a petition that does not exist gets 404, one that takes no
+    signatures (closed, rejected, resolved) 409 ``not_open``, a second
     signature 409 ``already_signed``, a withdrawal of none 409
     ``not_signed``; the others commit together.  Raises only when the
     transaction itself fails (then nothing of the batch is written).
@@ -73,6 +82,8 @@ def apply_batch(requests: Sequence[SignatureRequest]) -> BatchOutcome:
             pid = request.petition_id
             if pid not in states:
                 outcomes.append(ApiError(404, "not_found", f"petition {pid} does not exist"))
+            elif not accepts_signatures(*states[pid], now):
+                outcomes.append(_not_open(pid, states[pid][0]))
             elif request.signing:
                 row = statements.execute(statements.INSERT_SIGNATURE, (pid, request.actor.user_id, now))
                 if row.fetchone() is None:

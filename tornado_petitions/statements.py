@@ -23,8 +23,8 @@ IDENTIFY = (
 NEXT_SEQ = 'UPDATE "event_counter" SET "value" = "value" + 1 WHERE "id" = 1 RETURNING "value"'
 INSERT_PETITION = (
     'INSERT INTO "petition" ("title", "description", "category", "location", "author_id", "status",'
-    ' "signature_count", "version", "submitted_at", "updated_at")'
-    ' VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING "id"'
+    ' "signature_count", "version", "submitted_at", "updated_at", "closes_at", "milestones",'
+    ' "awaiting_response") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING "id"'
 )
 INSERT_EVENT = (
     'INSERT INTO "petition_event" ("seq", "petition_id", "author_id", "kind", "actor_id", "from_status",'
@@ -47,7 +47,8 @@ FOLD_COUNT = (
 # The columns of petition_store._PETITION_COLUMNS, in the same order.
 PETITION_BY_ID = (
     'SELECT p."id", p."title", p."description", p."category", p."location", p."author_id", u."name",'
-    ' p."status", p."signature_count", p."version", p."response", p."submitted_at", p."updated_at"'
+    ' p."status", p."signature_count", p."version", p."response", p."submitted_at", p."updated_at",'
+    ' p."closes_at", p."milestones", p."awaiting_response", p."rejection_reason"'
     ' FROM "petition" AS p JOIN "user" AS u ON u."id" = p."author_id" WHERE p."id" = ?'
 )
 

@@ -48,6 +48,7 @@ class PetitionsHandler(ChangeHandler):
             body.description,
             body.category,
             body.location,
+            self.config.signing_days,
         )
         self.write_json(petition, 201)
 
