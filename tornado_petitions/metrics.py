@@ -51,6 +51,16 @@ class ServiceMetrics:
             registry=r,
         )
         self.events = Counter("petitions_events_delivered", "Events fanned out", registry=r)
+        self.mail_depth = Gauge("petitions_mail_outbox_depth", "Mails waiting in the outbox", registry=r)
+        self.mail_sent = Counter("petitions_mail_sent", "Mails the SMTP server accepted", registry=r)
+        self.mail_failed = Counter(
+            "petitions_mail_failed", "Mails given up after a permanent (5xx) refusal", registry=r
+        )
+        self.mail_retries = Counter(
+            "petitions_mail_retries",
+            "Tries deferred: SMTP server down or a temporary (4xx) refusal",
+            registry=r,
+        )
         for channel in ("user", "public", "admin"):
             self.open_sockets.labels(channel)
             self.messages.labels(channel)

@@ -13,7 +13,7 @@ import datetime
 
 import peewee
 
-from . import statements, wire
+from . import mail_outbox, statements, wire
 from .accounts import Identity
 from .errors import ApiError
 from .events import KINDS, Event
@@ -227,9 +227,21 @@ def create_petition(
 
 
 def change_status(
-    actor: Identity, petition_id: int, target: str, note: str | None, version: int | None
+    actor: Identity,
+    petition_id: int,
+    target: str,
+    note: str | None,
+    version: int | None,
+    reason: str | None = None,
+    mail: bool = False,
 ) -> tuple[dict, Event]:
-    """Move a petition along the lifecycle; 409 on a disallowed move or a stale version."""
+    """Move a petition along the lifecycle; 409 on a disallowed move or a stale version.
+
+    ``reason`` (one of ``REJECTION_REASONS``, default ``other``) is kept on a
+    move to ``rejected``.  A note clears ``awaiting_response``.  With
+    ``mail``, the author's mail (and with a note every signer's) is queued
+    in the same transaction.
+    """
     with Petition._meta.database.atomic():
         seq = _next_seq()  # taken first: it serializes writers before the row is read
         current = _load(petition_id)
@@ -261,7 +273,13 @@ def change_status(
         }
         if note:
             changes[Petition.response] = note
+            changes[Petition.awaiting_response] = False
+        changes[Petition.rejection_reason] = (
+            (reason or DEFAULT_REJECTION_REASON) if target == "rejected" else None
+        )
         Petition.update(changes).where(Petition.id == petition_id).execute()
+        if mail:
+            mail_outbox.queue_status_mail(seq, petition_id, note)
         petition = _load(petition_id)
         event = _record(
             seq,
@@ -353,3 +371,41 @@ def log_bounds() -> tuple[int, int]:
 def prune_events(keep_after_seq: int) -> int:
     """Delete events at or below ``keep_after_seq``; returns how many went."""
     return PetitionEvent.delete().where(PetitionEvent.seq <= keep_after_seq).execute()
+
+
+def _milestone_time(petition: dict, milestone: str) -> str:
+    return next((m["at"] for m in petition["milestones"] if m["milestone"] == milestone), "")
+
+
+def admin_queues(moderation_days: float, limit: int = 100) -> dict:
+    """What the office must act on, each list oldest first and at most ``limit`` long, with totals.
+
+    ``moderation``: submitted petitions, ``overdue`` once waiting longer than
+    ``moderation_days``; ``awaiting_response``: past the response milestone
+    with no answer yet (oldest milestone first); ``debate``: past the debate
+    milestone and neither resolved nor rejected (oldest milestone first).
+    """
+    now = utcnow()
+    due = now - datetime.timedelta(days=moderation_days)
+    moderation_query = _petitions_query().where(Petition.status == "submitted")
+    moderation = _petitions(moderation_query.order_by(Petition.submitted_at, Petition.id).limit(limit))
+    for petition in moderation:
+        petition["overdue"] = datetime.datetime.fromisoformat(petition["submitted_at"][:-1]) < due
+    # Both milestone queues are small (petitions past 10,000 signatures), so they are sorted here.
+    awaiting = _petitions(_petitions_query().where(Petition.awaiting_response == True))  # noqa: E712
+    awaiting.sort(key=lambda p: (_milestone_time(p, "response"), p["petition_id"]))
+    debate_query = _petitions_query().where(
+        Petition.milestones.contains('"debate"') & Petition.status.not_in(("resolved", "rejected"))
+    )
+    debate = _petitions(debate_query)
+    debate.sort(key=lambda p: (_milestone_time(p, "debate"), p["petition_id"]))
+    return {
+        "moderation": moderation,
+        "awaiting_response": awaiting[:limit],
+        "debate": debate[:limit],
+        "counts": {
+            "moderation": Petition.select().where(Petition.status == "submitted").count(),
+            "awaiting_response": len(awaiting),
+            "debate": len(debate),
+        },
+    }

@@ -12,12 +12,13 @@ import peewee
 import tornado.httpserver
 import tornado.web
 
-from . import petition_store, signature_store
+from . import mail_outbox, petition_store, signature_store
 from .body_limit import LimitedHTTPServer
 from .db_runner import DatabaseRunner
-from .handlers import auth, openapi, page, petitions, sockets, system
+from .handlers import admin, auth, mail, openapi, page, petitions, sockets, system
 from .handlers.base import NotFoundHandler
 from .hub import CLOSE_GOING_AWAY, SocketHub
+from .mail_sender import MailSender
 from .metrics import ServiceMetrics
 from .models import bind_database, close_database, open_database
 from .rate_limit import RateLimiter, RedisRateLimiter
@@ -72,13 +73,25 @@ class PetitionsApplication(tornado.web.Application):
         self.metrics = metrics
         self.rate_limiter = rate_limiter
         self.in_flight: set[tornado.web.RequestHandler] = set()
+        # The key of unsubscribe links (set in start()); the sender exists only with --smtp-url.
+        self.mail_key = b""
+        self.mail_sender: MailSender | None = None
 
     async def start(self) -> None:
-        """Start the hub's heartbeat (from the newest committed seq) and the Redis bridge, if any."""
+        """Start the hub's heartbeat (from the newest committed seq), the Redis bridge and the mail sender."""
         _, newest = await self.runner.run(petition_store.log_bounds)
         self.hub.start(newest)
         if self.publisher is not self.hub:
             await self.publisher.start()
+        self.mail_key = await self.runner.run(mail_outbox.unsubscribe_key, self.config.mail_secret)
+        if self.config.smtp_url:
+            self.mail_sender = MailSender(self.config, self.runner, self.metrics, self.mail_key)
+            self.mail_sender.start()
+
+    def mail_queued(self) -> None:
+        """A committed change queued mail: wake the sender (if mail is on) instead of waiting for its poll."""
+        if self.mail_sender is not None:
+            self.mail_sender.wake()
 
     async def shutdown(self) -> None:
         """Close every socket with 1001, let in-flight requests finish, close Redis and the database."""
@@ -90,6 +103,8 @@ class PetitionsApplication(tornado.web.Application):
         self.hub.stop()
         if self.publisher is not self.hub:
             await self.publisher.stop()
+        if self.mail_sender is not None:
+            await self.mail_sender.stop()
         await self.rate_limiter.close()
         self.runner.shutdown()
         close_database(self.db)
@@ -170,6 +185,8 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
     routes = [
         *auth.default_handlers,
         *petitions.default_handlers,
+        *admin.default_handlers,
+        *mail.default_handlers,
         *sockets.default_handlers,
         *system.default_handlers,
         *openapi.default_handlers,

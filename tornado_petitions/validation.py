@@ -23,7 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from . import wire
 from .errors import ApiError
-from .lifecycle import NOTE_REQUIRED, STATUSES
+from .lifecycle import NOTE_REQUIRED, REJECTION_REASONS, STATUSES
 from .settings import Limits
 
 TRIMMED = " \t\n\r\f\v"
@@ -127,6 +127,20 @@ def _declarations(limits: Limits) -> dict[str, dict[str, Any]]:
                 | None,
                 None,
             ),
+            "reason": (
+                Annotated[
+                    Literal[REJECTION_REASONS],  # type: ignore[valid-type]
+                    Field(description="Why, on a move to `rejected` (default `other`); ignored otherwise."),
+                ]
+                | None,
+                None,
+            ),
+        },
+        "MeChange": {
+            "email_updates": (
+                Annotated[bool, Field(description="`false` stops every mail to you; `true` resumes it.")],
+                ...,
+            ),
         },
     }
 
@@ -195,9 +209,12 @@ _MESSAGES = {
     "text_short": "must be at least {min_len} characters",
     "text_email": "must be an email address",
     "literal_error": "must be one of " + ", ".join(STATUSES),
+    "bool_type": "must be true or false",
     "note_required": "is required when the status is " + ", ".join(sorted(NOTE_REQUIRED)),
 }
 _INTEGER = f"must be an integer from 1 to {MAX_VERSION}"
+# The fields that take one of a list, and the list.
+_CHOICES = {"status": STATUSES, "reason": REJECTION_REASONS}
 
 
 def _unprocessable(error: pydantic.ValidationError) -> ApiError:
@@ -214,6 +231,8 @@ def _unprocessable(error: pydantic.ValidationError) -> ApiError:
             message = _INTEGER
         elif kind == "text_short" and item["ctx"]["min_len"] == 1:
             message = "must not be blank"
+        elif kind == "literal_error" and name in _CHOICES:
+            message = "must be one of " + ", ".join(_CHOICES[name])
         else:
             message = _MESSAGES.get(kind, item["msg"]).format(**item.get("ctx", {}))
         fields.setdefault(name, message)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import accounts
+from .. import accounts, mail_outbox
 from ..errors import ApiError
 from .base import SESSION_COOKIE, BaseHandler
 
@@ -87,13 +87,24 @@ class LogoutHandler(BaseHandler):
 
 
 class MeHandler(BaseHandler):
-    """``GET /api/me``: the signed-in user."""
+    """``GET /api/me``: the signed-in user and whether they get mail; ``PATCH`` ``{"email_updates"}`` sets it."""
 
     route = "/api/me"
 
     async def get(self) -> None:
         identity = await self.current_identity()
-        self.write_json(identity.to_dict())
+        await self._write_me(identity)
+
+    async def patch(self) -> None:
+        identity = await self.current_identity()
+        body = self.read_body("MeChange")
+        await self.runner.run(mail_outbox.set_email_updates, identity.user_id, body.email_updates)
+        await self._write_me(identity)
+
+    async def _write_me(self, identity) -> None:
+        me = identity.to_dict()
+        me["email_updates"] = await self.runner.run(mail_outbox.email_updates, identity.user_id)
+        self.write_json(me)
 
 
 default_handlers = [

@@ -11,7 +11,7 @@ import secrets
 import tornado.web
 
 from .. import wire
-from ..lifecycle import NOTE_REQUIRED, STATUSES, TRANSITIONS
+from ..lifecycle import DEFAULT_REJECTION_REASON, NOTE_REQUIRED, REJECTION_REASONS, STATUSES, TRANSITIONS
 from .base import ServiceMixin
 
 # The script modules, by the bare names they import each other with (see the import map).
@@ -56,6 +56,8 @@ class PageHandler(ServiceMixin, tornado.web.RequestHandler):
             "statuses": list(STATUSES),
             "transitions": {status: list(targets) for status, targets in TRANSITIONS.items()},
             "note_required": sorted(NOTE_REQUIRED),
+            "rejection_reasons": list(REJECTION_REASONS),
+            "default_rejection_reason": DEFAULT_REJECTION_REASON,
             "limits": {
                 "title_min": limits.title_min,
                 "title_max": limits.title_max,

@@ -138,9 +138,19 @@ class PetitionStatusHandler(ChangeHandler):
     async def patch(self, petition_id: str) -> None:
         identity = await self.require_admin()
         body = self.read_body("StatusChange")
+        mail = self.config.smtp_url is not None
         petition = await self.commit(
-            petition_store.change_status, identity, int(petition_id), body.status, body.note, body.version
+            petition_store.change_status,
+            identity,
+            int(petition_id),
+            body.status,
+            body.note,
+            body.version,
+            body.reason,
+            mail,
         )
+        if mail:
+            self.application.mail_queued()
         self.write_json(petition)
 
 

@@ -68,8 +68,12 @@ export const api = {
     if (cursor) query.set("cursor", String(cursor));
     return request("GET", `/api/petitions?${query}`);
   },
-  move: (id, status, note, version) =>
-    request("PATCH", `/api/petitions/${id}/status`, note ? { status, note, version } : { status, version }),
+  move(id, status, note, version, reason) {
+    const body = { status, version };
+    if (note) body.note = note;
+    if (reason && status === "rejected") body.reason = reason;
+    return request("PATCH", `/api/petitions/${id}/status`, body);
+  },
   sign: (id) => request("POST", `/api/petitions/${id}/signatures`),
   withdraw: (id) => request("DELETE", `/api/petitions/${id}/signatures`),
 };

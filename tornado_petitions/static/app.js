@@ -352,6 +352,11 @@ function dashboardCard() {
       <textarea name="note" rows="2"></textarea>
       <p class="field-error" data-error-for="note" hidden></p>
     </div>
+    <div class="field reason-field" hidden>
+      <label><span>Reason, if rejected</span></label>
+      <select name="reason"></select>
+      <p class="field-error" data-error-for="reason" hidden></p>
+    </div>
     <p class="form-error" data-error-for="form" role="alert" hidden></p>
     <div class="moves" role="group"></div>`;
   form.addEventListener("submit", (event) => event.preventDefault());
@@ -372,7 +377,20 @@ function updateDashboardCard(card, petition) {
     form.querySelector('[data-error-for="note"]').id = `note-${id}-error`;
     form.querySelector(".moves").setAttribute("aria-label", `Move petition ${id} to`);
     note.maxLength = config.limits.note_max;
+    const reason = form.elements.namedItem("reason");
+    reason.id = `reason-${id}`;
+    form.querySelector(".reason-field label").htmlFor = reason.id;
+    reason.replaceChildren(
+      ...config.rejection_reasons.map((code) => {
+        const option = document.createElement("option");
+        option.value = code;
+        option.textContent = code.replaceAll("_", " ");
+        option.selected = code === config.default_rejection_reason;
+        return option;
+      }),
+    );
   }
+  form.querySelector(".reason-field").hidden = !(config.transitions[petition.status] || []).includes("rejected");
   const needsNote = (config.transitions[petition.status] || []).some((s) => config.note_required.includes(s));
   setText(form.querySelector(".note-label"), needsNote ? "Note to the author (required to reject)" : "Note to the author");
   const activity = card.querySelector(".card-activity");
@@ -442,7 +460,8 @@ async function move(card, target) {
   const buttons = form.querySelectorAll(".moves button");
   for (const button of buttons) button.disabled = true;
   try {
-    const petition = await api.move(id, target, text, version);
+    const reason = form.elements.namedItem("reason").value;
+    const petition = await api.move(id, target, text, version, reason);
     applyPetition(petition);
     note.value = "";
     showMessage(message, `Moved to ${statusLabel(petition.status).toLowerCase()}.`, "info");

@@ -1,0 +1,82 @@
+"""A real SMTP server (aiosmtpd) in the test process, on a free port, keeping every mail it accepts.
+
+It runs in aiosmtpd's own thread and loop, so it serves the in-loop app and
+``serve`` subprocesses alike.  ``refuse`` makes it answer chosen recipients
+with an SMTP error, to test temporary (4xx) and permanent (5xx) refusals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import threading
+import time
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+
+from tests.live_server import free_port
+
+
+class SmtpCatcher:
+    """Start with ``start()``, stop with ``stop()``; ``messages`` holds (recipient, parsed mail) pairs."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"smtp://127.0.0.1:{self.port}"
+        self._lock = threading.Lock()
+        self._messages: list[tuple[str, EmailMessage]] = []
+        # recipient -> [reply, how many more times (None: always)]
+        self.refuse: dict[str, list] = {}
+        self.controller: Controller | None = None
+
+    def start(self) -> SmtpCatcher:
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        with self._lock:
+            rule = self.refuse.get(address)
+            if rule is not None and (rule[1] is None or rule[1] > 0):
+                if rule[1] is not None:
+                    rule[1] -= 1
+                return rule[0]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+        with self._lock:
+            for recipient in envelope.rcpt_tos:
+                self._messages.append((recipient, message))
+        return "250 Message accepted for delivery"
+
+    @property
+    def messages(self) -> list[tuple[str, EmailMessage]]:
+        with self._lock:
+            return list(self._messages)
+
+    def recipients(self) -> list[str]:
+        return [recipient for recipient, _ in self.messages]
+
+    def wait_sync(self, count: int, timeout: float) -> list[tuple[str, EmailMessage]]:
+        """Block until ``count`` mails arrived (for tests whose server is another process)."""
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.messages
+
+    async def wait(self, count: int, timeout: float) -> list[tuple[str, EmailMessage]]:
+        """Wait, without blocking the test's loop (the in-loop app sends from it), for ``count`` mails."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(self.messages) < count and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return self.messages

@@ -1,0 +1,261 @@
+"""The mail outbox: rows written in the transaction of the change that causes a mail, then sent.
+
+``queue_status_mail`` and ``queue_milestone_mail`` run inside the caller's
+transaction (they never commit on their own), so a change and its mails
+commit or roll back together.  Call them only when mail is on
+(``Settings.smtp_url`` set): without an SMTP server nothing is queued.
+
+The sender (``mail_sender.MailSender``) leases pending rows with ``claim``,
+and marks each one sent, failed or to be retried.  ``(change_key, user)`` is
+unique: one change never queues one person twice, however often it is
+retried or however many of its recipients overlap (an author who signed).
+
+Unsubscribe links carry ``unsubscribe_token``: an HMAC of the user id under
+a key from the settings, or generated once and kept in the database.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+import peewee
+
+from .models import MailOutbox, Petition, ServiceSecret, Signature, User, utcnow
+
+_FIELDS = [
+    MailOutbox.change_key,
+    MailOutbox.user,
+    MailOutbox.petition,
+    MailOutbox.kind,
+    MailOutbox.title,
+    MailOutbox.status,
+    MailOutbox.note,
+    MailOutbox.milestone,
+    MailOutbox.state,
+    MailOutbox.attempts,
+    MailOutbox.next_attempt_at,
+    MailOutbox.created_at,
+]
+
+
+def _constants(change_key: str, kind: str, note: str | None, milestone: str | None) -> dict:
+    now = utcnow()
+    return {
+        "key": peewee.Value(change_key),
+        "kind": peewee.Value(kind),
+        "note": peewee.Value(note),
+        "milestone": peewee.Value(milestone),
+        "rest": (peewee.Value("pending"), peewee.Value(0), peewee.Value(now), peewee.Value(now)),
+    }
+
+
+def _queue_author(petition_id: int, c: dict) -> None:
+    query = (
+        Petition.select(
+            c["key"],
+            Petition.author,
+            Petition.id,
+            c["kind"],
+            Petition.title,
+            Petition.status,
+            c["note"],
+            c["milestone"],
+            *c["rest"],
+        )  # fmt: skip
+        .join(User, on=(Petition.author == User.id))
+        .where((Petition.id == petition_id) & (User.email_updates == True))  # noqa: E712
+    )
+    MailOutbox.insert_from(query, _FIELDS).on_conflict_ignore().execute()
+
+
+def _queue_signers(petition_id: int, c: dict) -> None:
+    query = (
+        Signature.select(
+            c["key"],
+            Signature.user,
+            Signature.petition,
+            c["kind"],
+            Petition.title,
+            Petition.status,
+            c["note"],
+            c["milestone"],
+            *c["rest"],
+        )  # fmt: skip
+        .join(Petition, on=(Signature.petition == Petition.id))
+        .join(User, on=(Signature.user == User.id))
+        .where((Signature.petition == petition_id) & (User.email_updates == True))  # noqa: E712
+    )
+    MailOutbox.insert_from(query, _FIELDS).on_conflict_ignore().execute()
+
+
+def queue_status_mail(seq: int, petition_id: int, note: str | None) -> None:
+    """Queue the mails of the status change with event ``seq``: the author always, signers if ``note``.
+
+    Runs inside the caller's transaction, after the petition row was updated
+    (title and new status are read from it).
+    """
+    constants = _constants(f"status:{seq}", "status_changed", note, None)
+    _queue_author(petition_id, constants)
+    if note:
+        _queue_signers(petition_id, constants)
+
+
+def queue_milestone_mail(petition_id: int, milestone: str) -> None:
+    """Queue one mail to the author and each signer (with email updates on) of a reached milestone.
+
+    One ``INSERT ... SELECT`` over the signers, inside the caller's
+    transaction (the one that records the milestone).  Queueing the same
+    milestone twice adds nothing: the key is ``milestone:<petition_id>:<milestone>``.
+    """
+    constants = _constants(f"milestone:{petition_id}:{milestone}", "milestone", None, milestone)
+    _queue_author(petition_id, constants)
+    _queue_signers(petition_id, constants)
+
+
+# -- what the sender does with the rows -------------------------------------------
+
+
+def _ready(now: datetime.datetime) -> peewee.Expression:
+    free = MailOutbox.lease_until.is_null() | (MailOutbox.lease_until < now)
+    return (MailOutbox.state == "pending") & (MailOutbox.next_attempt_at <= now) & free
+
+
+def claim(owner: str, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
+    """Lease up to ``limit`` rows that are due, oldest first, to ``owner``; returns them with the recipient.
+
+    A row leased by a live sender is skipped, so several processes never
+    send the same row; a lease of a process that died runs out after
+    ``lease_seconds`` and the row is sent by whoever claims next.
+    """
+    now = utcnow()
+    db = MailOutbox._meta.database
+    ids = [
+        row_id
+        for (row_id,) in MailOutbox.select(MailOutbox.id)
+        .where(_ready(now))
+        .order_by(MailOutbox.id)
+        .limit(limit)
+        .tuples()
+    ]
+    if not ids:
+        return []
+    with db.atomic():
+        until = now + datetime.timedelta(seconds=lease_seconds)
+        # The lease test again here: on PostgreSQL a row another process leased meanwhile is re-checked.
+        MailOutbox.update(lease_owner=owner, lease_until=until).where(
+            MailOutbox.id.in_(ids) & _ready(now)
+        ).execute()
+    query = (
+        MailOutbox.select(
+            MailOutbox.id,
+            MailOutbox.change_key,
+            MailOutbox.kind,
+            MailOutbox.petition,
+            MailOutbox.title,
+            MailOutbox.status,
+            MailOutbox.note,
+            MailOutbox.milestone,
+            MailOutbox.attempts,
+            User.id,
+            User.email,
+            User.name,
+            User.email_updates,
+        )  # fmt: skip
+        .join(User, on=(MailOutbox.user == User.id))
+        .where((MailOutbox.lease_owner == owner) & (MailOutbox.state == "pending") & MailOutbox.id.in_(ids))
+        .order_by(MailOutbox.id)
+    )
+    names = ("row_id", "change_key", "kind", "petition_id", "title", "status", "note", "milestone")
+    names += ("attempts", "user_id", "email", "name", "email_updates")
+    return [dict(zip(names, row, strict=True)) for row in query.tuples()]
+
+
+def renew(owner: str, ids: list[int], lease_seconds: float) -> None:
+    """Extend ``owner``'s lease on ``ids`` (those still pending) by ``lease_seconds`` from now."""
+    until = utcnow() + datetime.timedelta(seconds=lease_seconds)
+    MailOutbox.update(lease_until=until).where(
+        MailOutbox.id.in_(ids) & (MailOutbox.lease_owner == owner) & (MailOutbox.state == "pending")
+    ).execute()
+
+
+def _finish(row_id: int, state: str, error: str | None = None) -> None:
+    changes: dict = {MailOutbox.state: state, MailOutbox.lease_until: None, MailOutbox.error: error}
+    if state == "sent":
+        changes[MailOutbox.sent_at] = utcnow()
+    MailOutbox.update(changes).where((MailOutbox.id == row_id) & (MailOutbox.state == "pending")).execute()
+
+
+def mark_sent(row_id: int) -> None:
+    """The SMTP server accepted the mail: never send this row again."""
+    _finish(row_id, "sent")
+
+
+def mark_failed(row_id: int, error: str) -> None:
+    """The SMTP server refused the mail for good (5xx): keep the row, with why, and send it no more."""
+    _finish(row_id, "failed", error[:1000])
+
+
+def mark_skipped(row_id: int) -> None:
+    """The recipient unsubscribed after the row was queued: not sent, and not pending."""
+    _finish(row_id, "skipped")
+
+
+def retry_later(row_id: int, delay_seconds: float, error: str) -> None:
+    """A temporary refusal (4xx) for this row: try it again after ``delay_seconds``, lease released."""
+    MailOutbox.update(
+        attempts=MailOutbox.attempts + 1,
+        next_attempt_at=utcnow() + datetime.timedelta(seconds=delay_seconds),
+        lease_until=None,
+        error=error[:1000],
+    ).where((MailOutbox.id == row_id) & (MailOutbox.state == "pending")).execute()
+
+
+def release(owner: str) -> None:
+    """Give back every lease ``owner`` holds (the SMTP server went away, or the sender stops)."""
+    MailOutbox.update(lease_until=None).where(
+        (MailOutbox.lease_owner == owner) & (MailOutbox.state == "pending")
+    ).execute()
+
+
+def depth() -> int:
+    """How many mails are waiting to be sent."""
+    return MailOutbox.select().where(MailOutbox.state == "pending").count()
+
+
+# -- unsubscribing ---------------------------------------------------------------
+
+
+def unsubscribe_key(configured: str | None) -> bytes:
+    """The key unsubscribe links are signed with: ``configured``, or one generated once and stored.
+
+    Every process on one database reads the same stored key, so a link
+    mailed by one is honoured by all, across restarts.
+    """
+    if configured:
+        return configured.encode()
+    ServiceSecret.insert(name="unsubscribe", value=secrets.token_hex(32)).on_conflict_ignore().execute()
+    return ServiceSecret.get(ServiceSecret.name == "unsubscribe").value.encode()
+
+
+def unsubscribe_token(key: bytes, user_id: int) -> str:
+    """The unguessable part of ``user_id``'s unsubscribe link (128 bits of an HMAC-SHA256)."""
+    return hmac.new(key, b"unsubscribe:%d" % user_id, hashlib.sha256).hexdigest()[:32]
+
+
+def token_matches(key: bytes, user_id: int, token: str) -> bool:
+    """Constant-time check of an unsubscribe link's token."""
+    return hmac.compare_digest(unsubscribe_token(key, user_id), token)
+
+
+def set_email_updates(user_id: int, enabled: bool) -> bool:
+    """Turn mail to ``user_id`` on or off; False if there is no such user."""
+    return bool(User.update(email_updates=enabled).where(User.id == user_id).execute())
+
+
+def email_updates(user_id: int) -> bool:
+    """Whether ``user_id`` receives mail."""
+    return bool(User.select(User.email_updates).where(User.id == user_id).scalar())

@@ -1,0 +1,297 @@
+"""The task that drains the mail outbox through an SMTP server, paced, without ever blocking a request.
+
+Started by ``PetitionsApplication.start`` only when ``--smtp-url`` is set.
+It leases due rows (``mail_outbox.claim``), sends each over one kept-open
+aiosmtplib connection at no more than ``--mail-per-second``, and marks the
+row sent only after the server accepted it.  While the server is down (or
+answers 421) it gives its leases back and tries again with a backoff that
+never exceeds ``--mail-retry-max`` (10 s); a 4xx for one mail retries that
+row later; a 5xx gives that row up with a log line.
+
+The one window that can send a mail twice: the server accepted it and the
+process died before ``mark_sent`` committed.  Nothing can be lost: a row
+stays pending until it is marked, and a dead sender's lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import secrets
+from email.message import EmailMessage
+from urllib.parse import unquote, urlparse
+
+import aiosmtplib
+
+from . import mail_outbox
+from .db_runner import DatabaseRunner
+from .metrics import ServiceMetrics
+from .settings import Settings
+
+log = logging.getLogger("tornado_petitions.mail")
+
+# Seconds the sender waits for new rows when the outbox is empty (changes wake it sooner).
+POLL_INTERVAL = 0.5
+# Seconds one SMTP command may take before the connection counts as down.
+SMTP_TIMEOUT = 10.0
+
+_MILESTONE_TEXT = {
+    "response": "It has reached {threshold:,} signatures, so the government will respond to it.",
+    "debate": "It has reached {threshold:,} signatures, so it will be considered for a debate.",
+}
+
+
+def _one_line(text: str) -> str:
+    """Header-safe: no line breaks (a title or a name could carry them)."""
+    return " ".join(text.split())
+
+
+def _status_label(status: str) -> str:
+    return status.replace("_", " ")
+
+
+class MailSender:
+    """Drains the outbox at a set pace; ``start()`` in the running loop, ``await stop()`` to end."""
+
+    def __init__(
+        self, settings: Settings, runner: DatabaseRunner, metrics: ServiceMetrics, key: bytes
+    ) -> None:
+        self.settings = settings
+        self.runner = runner
+        self.metrics = metrics
+        self.key = key
+        self.owner = secrets.token_hex(8)  # this process's name on the leases it takes
+        url = urlparse(settings.smtp_url or "")
+        if url.scheme not in ("smtp", "smtps") or not url.hostname:
+            raise ValueError("--smtp-url must be smtp://host:port or smtps://host:port")
+        self._tls = url.scheme == "smtps"
+        self._host = url.hostname
+        self._port = url.port or (465 if self._tls else 25)
+        self._username = unquote(url.username) if url.username else None
+        self._password = unquote(url.password) if url.password else None
+        rate = max(settings.mail_per_second, 0.001)
+        self._interval = 1.0 / rate
+        # About two seconds of mail per claim; the lease covers sending all of it twice over.
+        self._batch = max(1, min(100, int(rate * 2)))
+        self._lease = 2 * self._batch / rate + SMTP_TIMEOUT + 5
+        self._domain = settings.mail_from.rpartition("@")[2] or "localhost"
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._next_send = 0.0
+        self._outage = 0  # consecutive failed tries while the server is unreachable
+        self._depth_at = 0.0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        """Start draining in the running loop."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def wake(self) -> None:
+        """Something was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop after the mail in flight, give back the leases, close the SMTP connection."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self.runner.run(mail_outbox.release, self.owner)
+        await self._disconnect(polite=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._drain_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A database hiccup must not end mail for the life of the process.
+                log.exception("mail sender step failed; trying again in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def _drain_once(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._depth_at >= 1.0:
+            self._depth_at = loop.time()
+            self.metrics.mail_depth.set(await self.runner.run(mail_outbox.depth))
+        rows = await self.runner.run(mail_outbox.claim, self.owner, self._batch, self._lease)
+        if not rows:
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+            except TimeoutError:
+                pass
+            return
+        renew_at = loop.time() + self._lease / 2
+        for index, row in enumerate(rows):
+            if not await self._deliver(row):
+                await self.runner.run(mail_outbox.release, self.owner)
+                await asyncio.sleep(self._outage_delay())
+                return
+            if loop.time() >= renew_at:
+                rest = [r["row_id"] for r in rows[index + 1 :]]
+                await self.runner.run(mail_outbox.renew, self.owner, rest, self._lease)
+                renew_at = loop.time() + self._lease / 2
+
+    def _outage_delay(self) -> float:
+        return min(self.settings.mail_retry_max, 0.25 * 2 ** min(self._outage, 10))
+
+    async def _pace(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._next_send > now:
+            await asyncio.sleep(self._next_send - now)
+            now = loop.time()
+        self._next_send = max(now, self._next_send) + self._interval
+
+    async def _deliver(self, row: dict) -> bool:
+        """Send one row and record the outcome; False when the server is unreachable (try again later)."""
+        if not row["email_updates"]:
+            await self.runner.run(mail_outbox.mark_skipped, row["row_id"])
+            return True
+        await self._pace()
+        message = self.compose(row)
+        try:
+            smtp = await self._connection()
+            await smtp.send_message(message, sender=self.settings.mail_from, recipients=[row["email"]])
+        except aiosmtplib.SMTPRecipientsRefused as error:
+            refused = error.recipients[0] if error.recipients else None
+            code = refused.code if refused is not None else 550
+            return await self._refused(row, code, str(refused or error))
+        except aiosmtplib.SMTPResponseException as error:
+            return await self._refused(row, error.code, error.message)
+        except (OSError, aiosmtplib.SMTPException) as error:
+            await self._unreachable(error)
+            return False
+        await self.runner.run(mail_outbox.mark_sent, row["row_id"])
+        self.metrics.mail_sent.inc()
+        if self._outage:
+            log.info("SMTP server %s:%d is back; sending mail", self._host, self._port)
+            self._outage = 0
+        return True
+
+    async def _refused(self, row: dict, code: int, text: str) -> bool:
+        if code == 421 or code < 400:  # "service not available": the server, not this mail
+            await self._unreachable(aiosmtplib.SMTPResponseException(code, text))
+            return False
+        await self._reset()
+        if code < 500:
+            delay = min(self.settings.mail_retry_max, 0.5 * 2 ** min(row["attempts"], 10))
+            await self.runner.run(mail_outbox.retry_later, row["row_id"], delay, f"{code} {text}")
+            self.metrics.mail_retries.inc()
+            return True
+        log.warning(
+            "mail %d (%s) to user %d refused for good: %d %s",
+            row["row_id"],
+            row["change_key"],
+            row["user_id"],
+            code,
+            _one_line(text),
+        )
+        await self.runner.run(mail_outbox.mark_failed, row["row_id"], f"{code} {text}")
+        self.metrics.mail_failed.inc()
+        return True
+
+    async def _unreachable(self, error: Exception) -> None:
+        if not self._outage:
+            log.warning(
+                "SMTP server %s:%d unreachable (%s); mail waits in the outbox, retrying at most %.0f s apart",
+                self._host,
+                self._port,
+                _one_line(str(error)) or type(error).__name__,
+                self.settings.mail_retry_max,
+            )
+        self._outage += 1
+        self.metrics.mail_retries.inc()
+        await self._disconnect(polite=False)
+
+    async def _connection(self) -> aiosmtplib.SMTP:
+        if self._smtp is not None and self._smtp.is_connected:
+            return self._smtp
+        smtp = aiosmtplib.SMTP(
+            hostname=self._host,
+            port=self._port,
+            username=self._username,
+            password=self._password,
+            use_tls=self._tls,
+            timeout=SMTP_TIMEOUT,
+        )
+        await smtp.connect()
+        self._smtp = smtp
+        return smtp
+
+    async def _reset(self) -> None:
+        """After a refused mail: RSET, so the next mail starts a clean transaction (or reconnect)."""
+        if self._smtp is None:
+            return
+        try:
+            await self._smtp.rset()
+        except (OSError, aiosmtplib.SMTPException):
+            await self._disconnect(polite=False)
+
+    async def _disconnect(self, polite: bool) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None or not smtp.is_connected:
+            return
+        try:
+            if polite:
+                await smtp.quit()
+            else:
+                smtp.close()
+        except (OSError, aiosmtplib.SMTPException):
+            smtp.close()
+
+    def unsubscribe_url(self, user_id: int) -> str:
+        """The signed link that stops mail to ``user_id``."""
+        token = mail_outbox.unsubscribe_token(self.key, user_id)
+        return f"{self.settings.public_base_url()}/unsubscribe/{user_id}/{token}"
+
+    def compose(self, row: dict) -> EmailMessage:
+        """The plain-text mail of one outbox row, with one-click unsubscribe headers (RFC 8058)."""
+        title = _one_line(row["title"])
+        link = f"{self.settings.public_base_url()}/petitions/{row['petition_id']}"
+        unsubscribe = self.unsubscribe_url(row["user_id"])
+        lines = [row["title"], ""]
+        if row["kind"] == "milestone":
+            threshold = (
+                self.settings.response_threshold
+                if row["milestone"] == "response"
+                else self.settings.debate_threshold
+            )
+            subject = f"Petition milestone: {title}"
+            lines.append(
+                _MILESTONE_TEXT.get(row["milestone"], "It has reached a milestone.").format(
+                    threshold=threshold
+                )
+            )
+            lines.append(f"Its status: {_status_label(row['status'])}.")
+        else:
+            subject = f"Petition {_status_label(row['status'])}: {title}"
+            lines.append(f"New status: {_status_label(row['status'])}.")
+        if row["note"]:
+            lines += ["", "Note from the petitions office:", row["note"]]
+        lines += [
+            "",
+            f"Read the petition: {link}",
+            "",
+            "-- ",
+            "You receive this because you started or signed this petition.",
+            f"To stop these emails: {unsubscribe}",
+        ]
+        message = EmailMessage()
+        message["From"] = self.settings.mail_from
+        message["To"] = email.utils.formataddr((_one_line(row["name"]), row["email"]))
+        message["Subject"] = subject
+        message["Date"] = email.utils.formatdate(usegmt=True)
+        # The same id on a resend (the one crash window), so a mail client can fold the two.
+        message["Message-ID"] = f"<outbox-{row['row_id']}@{self._domain}>"
+        message["List-Unsubscribe"] = f"<{unsubscribe}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content("\n".join(lines) + "\n")
+        return message
