@@ -161,8 +161,9 @@ class MailSender:
             await smtp.send_message(message, sender=self.settings.mail_from, recipients=[row["email"]])
         except aiosmtplib.SMTPRecipientsRefused as error:
             refused = error.recipients[0] if error.recipients else None
-            code = refused.code if refused is not None else 550
-            return await self._refused(row, code, str(refused or error))
+            if refused is None:
+                return await self._refused(row, 550, str(error))
+            return await self._refused(row, refused.code, refused.message)
         except aiosmtplib.SMTPResponseException as error:
             return await self._refused(row, error.code, error.message)
         except (OSError, aiosmtplib.SMTPException) as error:
