@@ -13,7 +13,7 @@ import pytest
 
 from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer
 from tests.smtp_catcher import SmtpCatcher
-from tornado_petitions import accounts
+from tornado_petitions import accounts, mail_outbox
 from tornado_petitions.models import MailOutbox, bind_database, close_database, open_database
 
 PUBLIC_URL = "https://petitions.example.org"
@@ -266,3 +266,25 @@ def test_sigkill_while_sending_loses_nothing_and_duplicates_at_most_the_mail_in_
         assert "petitions_mail_outbox_depth 0.0" in metrics
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+@pytest.mark.gen_test(timeout=60)
+async def test_a_milestone_mails_the_author_and_every_signer_once(api, app, catcher):
+    ann = await api.register("ann@example.org", "Ann")
+    petition = await api.file_petition(ann["token"], "Trees on Main Street")
+    people = await signers(api, petition, 5)
+    await api.patch("/api/me", {"email_updates": False}, people[4]["token"])
+    # What the signature batch that crosses the threshold does, inside its own transaction (issue 11).
+    with MailOutbox._meta.database.atomic():
+        mail_outbox.queue_milestone_mail(petition["petition_id"], "response")
+        mail_outbox.queue_milestone_mail(petition["petition_id"], "response")  # a retry adds nothing
+    app.mail_queued()
+    mails = by_recipient(await settle(catcher, 5))
+    assert set(mails) == {"ann@example.org"} | {f"signer{n}@example.org" for n in range(4)}
+    assert all(len(got) == 1 for got in mails.values())
+    mail = mails["signer0@example.org"][0]
+    assert mail["Subject"] == "Petition milestone: Trees on Main Street"
+    body = mail.get_content()
+    assert "reached 10,000 signatures" in body and "the government will respond" in body
+    assert f"{PUBLIC_URL}/petitions/{petition['petition_id']}" in body

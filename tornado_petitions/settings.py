@@ -68,9 +68,7 @@ class Settings:
     # None: run database work inline for SQLite and in the executor otherwise.
     db_inline: bool | None = None
     log_level: str = "info"
-    # The petitions office (SPEC "The petitions office").
-    response_threshold: int = 10_000
-    debate_threshold: int = 100_000
+    # The petitions office (SPEC "The petitions office"); its thresholds are above.
     # Days a petition takes signatures after it is filed (closes_at = submitted_at + this).
     signing_days: float = 180.0
     # Days a submitted petition may wait for moderation before its queue entry is overdue.
