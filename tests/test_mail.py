@@ -6,6 +6,7 @@ import asyncio
 import collections
 import dataclasses
 import logging
+import re
 import time
 import urllib.parse
 
@@ -230,16 +231,7 @@ def test_sigkill_while_sending_loses_nothing_and_duplicates_at_most_the_mail_in_
         )
         assert status == 201
         # 500 signers: accounts made on the same database file (one password hash for all), signing over HTTP.
-        db = open_database(server.db_url)
-        bind_database(db)
-        try:
-            password_hash = accounts.hash_password("correct horse")
-            tokens = []
-            for number in range(500):
-                user = accounts.create_user(f"s{number}@example.org", f"S {number}", password_hash)
-                tokens.append(accounts.issue_token(user, 3600))
-        finally:
-            close_database(db)
+        tokens = make_signers(server.db_url, 500)
         path = f"/api/petitions/{petition['petition_id']}/signatures"
         for token in tokens:
             assert server.call("POST", path, token=token)[0] == 201
@@ -288,3 +280,55 @@ async def test_a_milestone_mails_the_author_and_every_signer_once(api, app, catc
     body = mail.get_content()
     assert "reached 10,000 signatures" in body and "the government will respond" in body
     assert f"{PUBLIC_URL}/petitions/{petition['petition_id']}" in body
+
+
+def make_signers(db_url: str, count: int) -> list[str]:
+    """``count`` accounts made straight on the service's database (one password hash for all); their tokens."""
+    db = open_database(db_url)
+    bind_database(db)
+    try:
+        password_hash = accounts.hash_password("correct horse")
+        tokens = []
+        for number in range(count):
+            user = accounts.create_user(f"s{number}@example.org", f"S {number}", password_hash)
+            tokens.append(accounts.issue_token(user, 3600))
+        return tokens
+    finally:
+        close_database(db)
+
+
+def test_two_processes_on_one_database_send_each_mail_once(tmp_path, catcher, postgres_url):
+    flags = (*GENEROUS_RATE_FLAGS, "--smtp-url", catcher.url, "--mail-per-second", "100")
+    servers = [LiveServer(tmp_path, *flags, db_url=postgres_url, name=name) for name in ("one", "two")]
+    for server in servers:
+        server.launch()
+    for server in servers:
+        server.wait_ready()
+    one, two = servers
+    try:
+        author = one.register("ann@example.org", "Ann")
+        answer = {"title": "Shared outbox", "description": "x"}
+        status, petition, _ = one.call("POST", "/api/petitions", answer, author["token"])
+        assert status == 201
+        path = f"/api/petitions/{petition['petition_id']}/signatures"
+        for number, token in enumerate(make_signers(postgres_url, 300)):
+            assert servers[number % 2].call("POST", path, token=token)[0] == 201
+        one.create_user("admin@example.org", "admin password", admin=True)
+        admin = two.sign_in("admin@example.org", "admin password")
+        body = {"status": "under_review", "note": "Both processes send"}
+        status, _, _ = two.call(
+            "PATCH", f"/api/petitions/{petition['petition_id']}/status", body, admin["token"]
+        )
+        assert status == 200
+        catcher.wait_sync(301, timeout=60)
+        time.sleep(1.0)
+        counts = collections.Counter(catcher.recipients())
+        assert len(counts) == 301 and set(counts.values()) == {1}, counts.most_common(3)
+        sent = []
+        for server in servers:
+            metrics = server.call("GET", "/metrics")[1]
+            sent.append(float(re.search(r"^petitions_mail_sent_total (\S+)$", metrics, re.M)[1]))
+        assert sum(sent) == 301, sent
+    finally:
+        for server in servers:
+            server.stop()
