@@ -81,7 +81,10 @@ def unsubscribe_link(message) -> str:
 
 
 @pytest.mark.gen_test(timeout=90)
-async def test_a_status_change_with_a_note_mails_the_author_and_each_signer_once(api, make_admin, catcher):
+async def test_a_status_change_with_a_note_mails_the_author_and_each_signer_once(
+    api, make_admin, catcher, caplog
+):
+    caplog.set_level(logging.INFO, "tornado_petitions.access")
     admin = make_admin()
     ann = await api.register("ann@example.org", "Ann Author")
     petition = await api.file_petition(ann["token"], "Benches for Elm Park")
@@ -126,6 +129,11 @@ async def test_a_status_change_with_a_note_mails_the_author_and_each_signer_once
     )  # fmt: skip
     assert done.status == 200, done.body
     assert (await api.get("/api/me", leaver["token"])).body["email_updates"] is False
+    token = path.rsplit("/", 1)[1]
+    assert any(
+        f"POST /unsubscribe/{leaver['user']['user_id']}/*** 200" in r.getMessage() for r in caplog.records
+    )
+    assert not any(token in r.getMessage() for r in caplog.records), "the unsubscribe token was logged"
     forged = path.rsplit("/", 1)[0] + "/" + "0" * 32
     assert (await api.call("POST", forged, raw=b"List-Unsubscribe=One-Click")).status == 404
     assert (await api.get(f"/unsubscribe/{ann['user']['user_id']}/{path.rsplit('/', 1)[1]}")).status == 404

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 from typing import Any
 
@@ -114,8 +115,12 @@ def _open_sockets(hub: SocketHub) -> int:
     return sum(hub.count(channel) for channel in ("user", "public", "admin"))
 
 
+# The signed part of an unsubscribe link is a credential too: logged as ***.
+_UNSUBSCRIBE_TOKEN = re.compile(r"^(/unsubscribe/[0-9]+/)[^/]+")
+
+
 def log_request(handler: tornado.web.RequestHandler) -> None:
-    """The access log line and request metrics; the path is logged without its query (tokens)."""
+    """The access log line and request metrics; the path is logged without its query (tokens) or unsubscribe token."""
     request = handler.request
     status = handler.get_status()
     seconds = request.request_time()
@@ -123,7 +128,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     access_log.info(
         "%s %s %d %.1fms user=%s ip=%s",
         request.method,
-        request.path,
+        _UNSUBSCRIBE_TOKEN.sub(r"\1***", request.path),
         status,
         seconds * 1000,
         identity.user_id if identity is not None else getattr(handler, "signed_in_user_id", "-"),
