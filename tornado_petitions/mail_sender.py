@@ -158,7 +158,16 @@ class MailSender:
         message = self.compose(row)
         try:
             smtp = await self._connection()
+        except (OSError, aiosmtplib.SMTPException) as error:
+            # Refused greeting, failed login, no route: the server's trouble (or ours), never this mail's.
+            await self._unreachable(error)
+            return False
+        try:
             await smtp.send_message(message, sender=self.settings.mail_from, recipients=[row["email"]])
+        except aiosmtplib.SMTPSenderRefused as error:
+            # Our --mail-from is refused: every mail would be; keep them all until that is fixed.
+            await self._unreachable(error)
+            return False
         except aiosmtplib.SMTPRecipientsRefused as error:
             refused = error.recipients[0] if error.recipients else None
             if refused is None:
@@ -201,7 +210,7 @@ class MailSender:
     async def _unreachable(self, error: Exception) -> None:
         if not self._outage:
             log.warning(
-                "SMTP server %s:%d unreachable (%s); mail waits in the outbox, retrying at most %.0f s apart",
+                "SMTP server %s:%d not taking mail (%s); mail waits in the outbox, retrying at most %.0f s apart",
                 self._host,
                 self._port,
                 _one_line(str(error)) or type(error).__name__,
@@ -241,10 +250,10 @@ class MailSender:
             return
         try:
             if polite:
-                await smtp.quit()
+                await asyncio.wait_for(smtp.quit(), 1.0)
             else:
                 smtp.close()
-        except (OSError, aiosmtplib.SMTPException):
+        except (OSError, aiosmtplib.SMTPException):  # TimeoutError is an OSError
             smtp.close()
 
     def unsubscribe_url(self, user_id: int) -> str:
