@@ -27,7 +27,7 @@ class SmtpCatcher:
         self.url = f"smtp://127.0.0.1:{self.port}"
         self._lock = threading.Lock()
         self._messages: list[tuple[str, EmailMessage]] = []
-        # recipient -> [reply, how many more times (None: always)]
+        # recipient (or "MAIL FROM") -> [reply, how many more times (None: always)]
         self.refuse: dict[str, list] = {}
         self.controller: Controller | None = None
 
@@ -40,6 +40,17 @@ class SmtpCatcher:
         if self.controller is not None:
             self.controller.stop()
             self.controller = None
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        with self._lock:
+            rule = self.refuse.get("MAIL FROM")
+            if rule is not None and (rule[1] is None or rule[1] > 0):
+                if rule[1] is not None:
+                    rule[1] -= 1
+                return rule[0]
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         with self._lock:

@@ -183,6 +183,20 @@ async def test_temporary_refusals_are_retried_and_permanent_ones_given_up(api, m
     assert await depth_reaches_zero(api)
 
 
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+@pytest.mark.gen_test(timeout=60)
+async def test_a_refused_sender_keeps_every_mail_until_it_is_accepted(api, make_admin, catcher):
+    admin = make_admin()
+    ann = await api.register("ann@example.org")
+    petition = await api.file_petition(ann["token"])
+    await signers(api, petition, 2)
+    catcher.refuse["MAIL FROM"] = ["550 5.7.1 sender not allowed", 3]
+    await move(api, admin, petition, "under_review", "Looking")
+    mails = by_recipient(await settle(catcher, 3, timeout=15))
+    assert len(mails) == 3 and all(len(got) == 1 for got in mails.values())
+    assert MailOutbox.select().where(MailOutbox.state != "sent").count() == 0
+
+
 class TestServerDown:
     """Nothing listens on the SMTP port at first; the server comes up later."""
 
