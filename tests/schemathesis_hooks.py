@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.request
 
 import schemathesis
@@ -38,3 +39,22 @@ class AdminToken:
     def set(self, case, data: str, context) -> None:
         token = sign_in() if case.operation.path == "/api/auth/logout" else data
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs) -> None:
+    """An unsubscribe link carries an HMAC no generator can guess: a well-formed one becomes a real link.
+
+    ``PETITIONS_UNSUBSCRIBE`` is ``<user_id>/<token>`` of a citizen of the
+    server under test; negative cases keep what was generated (and get 404).
+    """
+    link = os.environ.get("PETITIONS_UNSUBSCRIBE")
+    if not link or not case.operation.path.startswith("/unsubscribe/"):
+        return
+    if case.meta is not None and case.meta.generation.mode.value != "positive":
+        return
+    params = case.path_parameters or {}
+    user_id, token = params.get("user_id"), params.get("token")
+    if isinstance(user_id, int) and isinstance(token, str) and re.fullmatch("[0-9a-f]{32}", token):
+        real_user, real_token = link.split("/")
+        case.path_parameters = {**params, "user_id": int(real_user), "token": real_token}

@@ -23,12 +23,14 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 
 from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer
+from tornado_petitions.mail_outbox import unsubscribe_token
 from tornado_petitions.openapi import build_document
 from tornado_petitions.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_EMAIL = "admin@example.org"
 ADMIN_PASSWORD = "admin password"
+MAIL_SECRET = "schemathesis mail secret"
 # The example budget per operation: enough to cover each schema's corners, small enough for CI.
 EXAMPLES_PER_OPERATION = 30
 
@@ -58,10 +60,15 @@ schema = schemathesis.openapi.from_dict(build_document(Settings()), config=CONFI
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    server = LiveServer(tmp_path_factory.mktemp("schemathesis"), *GENEROUS_RATE_FLAGS)
+    server = LiveServer(
+        tmp_path_factory.mktemp("schemathesis"), *GENEROUS_RATE_FLAGS, "--mail-secret", MAIL_SECRET
+    )
     server.create_user(ADMIN_EMAIL, ADMIN_PASSWORD, admin=True)
     server.start()
     server.admin_token = server.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)["token"]
+    # A citizen whose unsubscribe link the hooks hand to schemathesis (it cannot guess an HMAC).
+    citizen = server.register("reader@example.org")["user"]["user_id"]
+    server.unsubscribe = f"{citizen}/{unsubscribe_token(MAIL_SECRET.encode(), citizen)}"
     # Petitions 1..6 exist, in several statuses, so small generated ids reach real rows.
     for number, moves in enumerate(
         ([], ["under_review"], ["rejected"], ["under_review", "in_progress"], [], [])
@@ -103,6 +110,7 @@ def test_schemathesis_run_with_every_check_and_the_stateful_phase_finds_nothing(
         "PETITIONS_URL": live.url,
         "PETITIONS_ADMIN_EMAIL": ADMIN_EMAIL,
         "PETITIONS_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "PETITIONS_UNSUBSCRIBE": live.unsubscribe,
     }
     command = [str(Path(sys.executable).with_name("st")), "--no-color", "run", live.url + "/api/openapi.json"]
     command += ["--max-examples", str(EXAMPLES_PER_OPERATION), "--generation-database", "none"]

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import wire
 from .events import KINDS
-from .lifecycle import STATUSES, TRANSITIONS
+from .lifecycle import MILESTONES, REJECTION_REASONS, STATUSES, TRANSITIONS
 from .settings import Settings
 from .signature_store import BUCKETS
 from .validation import request_schemas
@@ -78,6 +78,8 @@ _ERRORS = {
     "429": _error("Too many attempts (`too_many_requests`); wait `Retry-After` seconds.", _RETRY_AFTER),
 }
 
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+
 _CROSS_SITE = _error(
     "A browser on another site (`cross_site_sign_in`, by `Origin` or `Sec-Fetch-Site`); "
     "API clients send no `Origin`."
@@ -121,6 +123,18 @@ def _schemas(settings: Settings) -> dict:
                 "role": {"type": "string", "enum": ["citizen", "admin"]},
             }
         ),
+        "Me": _object(
+            {
+                "user_id": {"type": "integer", "minimum": 1},
+                "email": {"type": "string"},
+                "name": {"type": "string"},
+                "role": {"type": "string", "enum": ["citizen", "admin"]},
+                "email_updates": {
+                    "type": "boolean",
+                    "description": "Whether mail about your petitions and signatures reaches you.",
+                },
+            }
+        ),
         "SignedIn": _object(
             {
                 "user": _ref("User"),
@@ -128,34 +142,38 @@ def _schemas(settings: Settings) -> dict:
             }
         ),
         "Person": _object({"user_id": {"type": "integer", "minimum": 1}, "name": {"type": "string"}}),
-        "Petition": _object(
+        "Petition": _petition_schema(),
+        "ModerationItem": _petition_schema(
+            overdue={
+                "type": "boolean",
+                "description": "Waiting longer than the moderation period (`--moderation-days`).",
+            }
+        ),
+        "Queues": _object(
             {
-                "petition_id": {"type": "integer", "minimum": 1},
-                "title": {"type": "string"},
-                "description": {"type": "string"},
-                "category": nullable_text,
-                "location": nullable_text,
-                "author": _ref("Person"),
-                "status": {"type": "string", "enum": list(STATUSES)},
-                "signature_count": {"type": "integer", "minimum": 0},
-                "version": {"type": "integer", "minimum": 1},
-                "submitted_at": {"type": "string", "format": "date-time"},
-                "updated_at": {"type": "string", "format": "date-time"},
-                "response": {"type": "string", "description": "The admin's latest public note, once set."},
-            },
-            required=[
-                "petition_id",
-                "title",
-                "description",
-                "category",
-                "location",
-                "author",
-                "status",
-                "signature_count",
-                "version",
-                "submitted_at",
-                "updated_at",
-            ],
+                "moderation": {
+                    "type": "array",
+                    "items": _ref("ModerationItem"),
+                    "description": "Submitted petitions, oldest first.",
+                },
+                "awaiting_response": {
+                    "type": "array",
+                    "items": _ref("Petition"),
+                    "description": "Past the response milestone, not yet answered; oldest milestone first.",
+                },
+                "debate": {
+                    "type": "array",
+                    "items": _ref("Petition"),
+                    "description": "Past the debate milestone, neither resolved nor rejected; oldest first.",
+                },
+                "counts": _object(
+                    {
+                        name: {"type": "integer", "minimum": 0}
+                        for name in ("moderation", "awaiting_response", "debate")
+                    },
+                    description="Each queue's full size (the lists hold at most a page).",
+                ),
+            }
         ),
         "PetitionPage": _object(
             {
@@ -222,6 +240,49 @@ def _schemas(settings: Settings) -> dict:
     }
 
 
+def _petition_schema(**extra: dict) -> dict:
+    """A petition as the API shows it (plus ``extra`` properties, all required)."""
+    when = {"type": "string", "format": "date-time"}
+    properties = {
+        "petition_id": {"type": "integer", "minimum": 1},
+        "title": {"type": "string"},
+        "description": {"type": "string"},
+        "category": {"type": "string", "nullable": True},
+        "location": {"type": "string", "nullable": True},
+        "author": _ref("Person"),
+        "status": {"type": "string", "enum": list(STATUSES)},
+        "signature_count": {"type": "integer", "minimum": 0},
+        "version": {"type": "integer", "minimum": 1},
+        "submitted_at": when,
+        "updated_at": when,
+        "closes_at": {
+            **when,
+            "nullable": True,
+            "description": "Signing stops then (`submitted_at` + `--signing-days`).",
+        },
+        "milestones": {
+            "type": "array",
+            "description": "The thresholds reached, in order.",
+            "items": _object({"milestone": {"type": "string", "enum": list(MILESTONES)}, "at": when}),
+        },
+        "awaiting_response": {
+            "type": "boolean",
+            "description": "Past the response milestone, until an admin's next status change with a note.",
+        },
+        "response": {"type": "string", "description": "The admin's latest public note, once set."},
+        "rejection": _object(
+            {
+                "reason": {"type": "string", "enum": list(REJECTION_REASONS)},
+                "note": {"type": "string"},
+            },
+            description="Only while the petition is rejected.",
+        ),
+        **extra,
+    }
+    optional = ("response", "rejection")
+    return _object(properties, required=[name for name in properties if name not in optional])
+
+
 def _links(source: str, *operation_ids: str) -> dict:
     """OpenAPI links: the operations a response's petition id leads to."""
     return {
@@ -261,7 +322,7 @@ def _paths(settings: Settings) -> dict:
     public: list = []
     body = {
         name: {"required": True, "content": _json(_ref(name))}
-        for name in ("Register", "Login", "NewPetition", "StatusChange")
+        for name in ("Register", "Login", "NewPetition", "StatusChange", "MeChange")
     }
     petition = {"description": "The petition as it stands now.", "content": _json(_ref("Petition"))}
     lifecycle = "; ".join(f"{origin} -> {', '.join(targets)}" for origin, targets in TRANSITIONS.items())
@@ -323,10 +384,72 @@ def _paths(settings: Settings) -> dict:
                 "tags": ["accounts"],
                 "summary": "The signed-in user",
                 "responses": {
-                    "200": {"description": "The caller.", "content": _json(_ref("User"))},
+                    "200": {"description": "The caller.", "content": _json(_ref("Me"))},
                     **_errors("401"),
                 },
+            },
+            "patch": {
+                "operationId": "changeMe",
+                "tags": ["accounts"],
+                "summary": "Turn mail to the signed-in user on or off",
+                "requestBody": body["MeChange"],
+                "responses": {
+                    "200": {"description": "The caller.", "content": _json(_ref("Me"))},
+                    **_errors("400", "401", "403", "413", "422"),
+                },
+            },
+        },
+        "/api/admin/queues": {
+            "get": {
+                "operationId": "adminQueues",
+                "tags": ["office"],
+                "summary": "What the office must act on (admins)",
+                "responses": {
+                    "200": {"description": "The three queues.", "content": _json(_ref("Queues"))},
+                    **_errors("401", "403"),
+                },
             }
+        },
+        "/unsubscribe/{user_id}/{token}": {
+            "parameters": [
+                {
+                    "name": "user_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 0, "maximum": _MAX_ID},
+                },
+                {
+                    "name": "token",
+                    "in": "path",
+                    "required": True,
+                    "description": "The signed part of the link in a mail's `List-Unsubscribe`.",
+                    "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                },
+            ],
+            "get": {
+                "operationId": "unsubscribePage",
+                "tags": ["office"],
+                "summary": "The page a mail's unsubscribe link opens: it asks to confirm, and changes nothing",
+                "security": public,
+                "responses": {
+                    "200": {"description": "The page.", "content": _HTML},
+                    "404": _error("Not a valid link (`not_found`)."),
+                },
+            },
+            "post": {
+                "operationId": "unsubscribe",
+                "tags": ["office"],
+                "summary": "Stop every mail to this user (the page's button, or RFC 8058 one-click)",
+                "description": (
+                    "Mail clients send the form body `List-Unsubscribe=One-Click`; any body, or none, "
+                    "does the same."
+                ),
+                "security": public,
+                "responses": {
+                    "200": {"description": "Unsubscribed.", "content": _HTML},
+                    "404": _error("Not a valid link (`not_found`)."),
+                },
+            },
         },
         "/api/me/signatures": {
             "get": {
@@ -437,7 +560,10 @@ def _paths(settings: Settings) -> dict:
                 "operationId": "changeStatus",
                 "tags": ["petitions"],
                 "summary": "Move a petition along its lifecycle (admins)",
-                "description": f"Allowed moves: {lifecycle}. Moving to `rejected` needs a note.",
+                "description": (
+                    f"Allowed moves: {lifecycle}. Moving to `rejected` needs a note, and takes a `reason` "
+                    "(default `other`). A note clears `awaiting_response`."
+                ),
                 "requestBody": body["StatusChange"],
                 "responses": {
                     "200": {**petition, "links": _links(_FROM_BODY, "getPetition", "petitionHistory")},
@@ -460,7 +586,10 @@ def _paths(settings: Settings) -> dict:
                 "responses": {
                     "201": {**petition, "links": _links(_FROM_BODY, "withdrawSignature", "getPetition")},
                     **_errors("401", "403", "404"),
-                    "409": _error("Already signed (`already_signed`)."),
+                    "409": _error(
+                        "Already signed (`already_signed`), or the petition is closed, rejected or "
+                        "resolved (`not_open`)."
+                    ),
                     **_errors("429"),
                 },
             },
@@ -472,7 +601,9 @@ def _paths(settings: Settings) -> dict:
                     "200": petition,
                     **_errors("401", "403"),
                     **_errors("404"),
-                    "409": _error("Not signed (`not_signed`)."),
+                    "409": _error(
+                        "Not signed (`not_signed`), or the petition takes no signatures (`not_open`)."
+                    ),
                 },
             },
         },

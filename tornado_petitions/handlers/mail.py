@@ -66,5 +66,5 @@ class UnsubscribeHandler(ServiceMixin, tornado.web.RequestHandler):
 
 
 default_handlers = [
-    (r"/unsubscribe/([0-9]{1,15})/([0-9a-f]{32})", UnsubscribeHandler),
+    (r"/unsubscribe/([0-9]{1,15})/([0-9A-Za-z]{1,64})", UnsubscribeHandler),
 ]
