@@ -581,3 +581,29 @@ async def test_behind_a_load_balancer_limits_apply_per_client_not_per_proxy(api)
 
     assert [await register(f"a{i}@example.org", "203.0.113.1") for i in range(3)] == [201, 201, 429]
     assert await register("b@example.org", "203.0.113.2") == 201
+
+
+@pytest.mark.gen_test(timeout=90)
+async def test_a_milestone_crossed_through_both_processes_is_written_once(cluster):
+    a, b = cluster.start("a", "b", flags=("--response-threshold", "20"))
+    author = await cluster.register(a, "author@example.org")
+    signers = await asyncio.gather(*(cluster.register((a, b)[i % 2], f"s{i}@example.org") for i in range(40)))
+    petition = await cluster.file_petition(a, author["token"], "Going viral")
+    pid = petition["petition_id"]
+    feeds = [await cluster.connect(p, "/ws/petitions", author["token"]) for p in (a, b)]
+    starts = [await hello_seq(feed) for feed in feeds]
+    await asyncio.gather(*(cluster.sign((a, b)[i % 2], s["token"], pid) for i, s in enumerate(signers)))
+
+    for feed, start in zip(feeds, starts, strict=True):
+        messages = await read_until(feed, start + 1)
+        messages += await read_counts_until(feed, {pid: 40}, messages)
+        await assert_quiet(feed)
+        events = [m for m in messages if m["type"] == "event"]
+        assert [(e["event"], e["milestone"], e["seq"]) for e in events] == [
+            ("milestone", "response", start + 1)
+        ]
+    _, history = await cluster.call(b, "GET", f"/api/petitions/{pid}/events")
+    assert [e["event"] for e in history["events"]] == ["created", "milestone"]
+    _, now = await cluster.call(a, "GET", f"/api/petitions/{pid}")
+    assert now["signature_count"] == 40 and now["awaiting_response"] is True
+    assert [m["milestone"] for m in now["milestones"]] == ["response"]

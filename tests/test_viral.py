@@ -257,3 +257,62 @@ def test_sigkill_during_a_signing_storm_loses_no_acknowledged_signature(tmp_path
         counts = dict(db.execute('SELECT "id", "signature_count" FROM "petition"'))
     assert {pid: counts[pid] for pid in rows} == rows
     assert all(counts[pid] == 0 for pid in counts if pid not in rows)
+
+
+class TestMilestones:
+    @pytest.fixture
+    def settings(self, settings):
+        return dataclasses.replace(settings, response_threshold=20, debate_threshold=35)
+
+    @pytest.mark.gen_test(timeout=60)
+    async def test_forty_concurrent_signers_cross_each_threshold_once(
+        self, api, sockets, make_citizens, make_admin
+    ):
+        ann = await api.register("ann@example.org")
+        admin = make_admin()
+        petition = await api.file_petition(ann["token"])
+        pid = petition["petition_id"]
+        watcher = await sockets.connect("/ws/petitions")
+        admins = await sockets.connect("/ws/admin", admin["token"])
+        for client in (watcher, admins):
+            await read_json(client)
+        signers = make_citizens(40)
+        answers = await sign_all(api, signers, pid)
+        assert [a.status for a in answers] == [201] * 40
+
+        for client in (watcher, admins):
+            messages = await drain(client)
+            events = [m for m in messages if m["type"] == "event"]
+            assert [(e["event"], e["milestone"]) for e in events] == [
+                ("milestone", "response"),
+                ("milestone", "debate"),
+            ]
+            assert [e["seq"] for e in events] == [2, 3]
+            # Counts before each milestone were flushed ahead of it, in a frame with the seq before.
+            first = messages.index(events[0])
+            assert all(m["seq"] == 1 for m in messages[:first])
+            assert latest_counts(messages[:first]).get(pid, 0) >= 20
+            assert latest_counts(messages) == {pid: 40}
+        history = (await api.get(f"/api/petitions/{pid}/events")).body["events"]
+        assert [(e["event"], e.get("milestone")) for e in history] == [
+            ("created", None),
+            ("milestone", "response"),
+            ("milestone", "debate"),
+        ]
+        now = (await api.get(f"/api/petitions/{pid}")).body
+        assert [m["milestone"] for m in now["milestones"]] == ["response", "debate"]
+        assert now["awaiting_response"] is True
+
+        # A withdrawal below the threshold does not undo a milestone; an admin's note answers it.
+        withdrawn = await asyncio.gather(
+            *(api.delete(f"/api/petitions/{pid}/signatures", s["token"]) for s in signers[:25])
+        )
+        assert [w.status for w in withdrawn] == [200] * 25
+        assert (await api.get(f"/api/petitions/{pid}")).body["milestones"] == now["milestones"]
+        moved = await api.patch(
+            f"/api/petitions/{pid}/status",
+            {"status": "under_review", "note": "We will respond"},
+            admin["token"],
+        )
+        assert moved.status == 200 and moved.body["awaiting_response"] is False
+        assert [m["milestone"] for m in moved.body["milestones"]] == ["response", "debate"]

@@ -163,12 +163,12 @@ def signed_petition_ids(user_id: int) -> list[int]:
     return [petition_id for (petition_id,) in query.tuples()]
 
 
-def _next_seq() -> int:
+def take_seq() -> int:
     """Take the next seq from the counter row, locking it until this transaction ends."""
     return statements.execute(statements.NEXT_SEQ).fetchone()[0]
 
 
-def _record(
+def record_event(
     seq: int,
     kind: str,
     petition: dict,
@@ -211,7 +211,7 @@ def create_petition(
 ) -> tuple[dict, Event]:
     """File a petition (status ``submitted``, closing ``signing_days`` from now) and its ``created`` event."""
     with Petition._meta.database.atomic():
-        seq = _next_seq()
+        seq = take_seq()
         now = utcnow()
         closes_at = now + datetime.timedelta(days=signing_days)
         row = (title, description, category, location, author.user_id, "submitted", 0, 1, now, now)
@@ -222,7 +222,7 @@ def create_petition(
             (petition_id, title, description, category, location, author.user_id, author.name)
             + ("submitted", 0, 1, None, now, now, closes_at, "[]", False, None)
         )
-        event = _record(seq, "created", petition, author, to_status="submitted")
+        event = record_event(seq, "created", petition, author, to_status="submitted")
     return petition, event
 
 
@@ -243,7 +243,7 @@ def change_status(
     in the same transaction.
     """
     with Petition._meta.database.atomic():
-        seq = _next_seq()  # taken first: it serializes writers before the row is read
+        seq = take_seq()  # taken first: it serializes writers before the row is read
         current = _load(petition_id)
         if version is not None and version != current["version"]:
             raise ApiError(
@@ -281,7 +281,7 @@ def change_status(
         if mail:
             mail_outbox.queue_status_mail(seq, petition_id, note)
         petition = _load(petition_id)
-        event = _record(
+        event = record_event(
             seq,
             "status_changed",
             petition,

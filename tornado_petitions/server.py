@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -187,6 +188,9 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
         rate_limiter = RedisRateLimiter(
             settings.redis_url, settings.redis_channel, window, fallback=rate_limiter
         )
+    milestones = signature_store.Milestones(
+        settings.response_threshold, settings.debate_threshold, mail=bool(settings.smtp_url)
+    )
     routes = [
         *auth.default_handlers,
         *petitions.default_handlers,
@@ -206,7 +210,9 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
         publisher=publisher,
         metrics=metrics,
         rate_limiter=rate_limiter,
-        signatures=SignatureBatcher(runner, signature_store.apply_batch, publisher),
+        signatures=SignatureBatcher(
+            runner, functools.partial(signature_store.apply_batch, milestones=milestones), publisher
+        ),
         tokens=tokens,
         default_handler_class=NotFoundHandler,
         log_function=log_request,

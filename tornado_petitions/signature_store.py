@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import logging
 from collections.abc import Sequence
 
 import peewee
 
-from . import petition_store, statements
+from . import mail_outbox, petition_store, statements, wire
 from .accounts import Identity
 from .counts import CountChange
 from .errors import ApiError
 from .events import Event
-from .lifecycle import SIGNING_STATUSES, accepts_signatures
+from .lifecycle import SIGNING_STATUSES, accepts_signatures, milestones_crossed
 from .models import Petition, database_proxy, iso, utcnow
+
+log = logging.getLogger("tornado_petitions.signatures")
 
 # A resume also resends the counts changed this recently, whatever their
 # count_seq: a batch committed in one process can reach another process's
@@ -40,6 +43,15 @@ class SignatureRequest:
     actor: Identity
     petition_id: int
     signing: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Milestones:
+    """The thresholds a count may cross (``--response-threshold``, ``--debate-threshold``), and whether to mail."""
+
+    response_threshold: int = 10_000
+    debate_threshold: int = 100_000
+    mail: bool = False
 
 
 @dataclasses.dataclass
@@ -64,7 +76,7 @@ def _not_open(petition_id: int, status: str) -> ApiError:
     return ApiError(409, "not_open", f"petition {petition_id} is {state}: it takes no signatures")
 
 
-def apply_batch(requests: Sequence[SignatureRequest]) -> BatchOutcome:
+def apply_batch(requests: Sequence[SignatureRequest], milestones: Milestones = Milestones()) -> BatchOutcome:
     """Write a batch of signatures and withdrawals in one transaction; each request gets its own outcome.
 
     A request for a petition that does not exist gets 404, one that takes no
@@ -72,9 +84,12 @@ def apply_batch(requests: Sequence[SignatureRequest]) -> BatchOutcome:
     signature 409 ``already_signed``, a withdrawal of none 409
     ``not_signed``; the others commit together.  Raises only when the
     transaction itself fails (then nothing of the batch is written).
+    A count that reached a threshold then records its milestone
+    (``record_milestones``).
     """
     outcomes: list[dict | ApiError | int] = []
     deltas: dict[int, int] = {}
+    signers: dict[int, Identity] = {}  # the last signer of each petition: a milestone's actor
     with Petition._meta.database.atomic():
         now = utcnow()
         states = _petition_states({request.petition_id for request in requests})
@@ -90,6 +105,7 @@ def apply_batch(requests: Sequence[SignatureRequest]) -> BatchOutcome:
                     outcomes.append(ApiError(409, "already_signed", "you have already signed this petition"))
                 else:
                     deltas[pid] = deltas.get(pid, 0) + 1
+                    signers[pid] = request.actor
                     outcomes.append(pid)
             else:
                 row = statements.execute(statements.DELETE_SIGNATURE, (pid, request.actor.user_id))
@@ -99,17 +115,80 @@ def apply_batch(requests: Sequence[SignatureRequest]) -> BatchOutcome:
                     deltas[pid] = deltas.get(pid, 0) - 1
                     outcomes.append(pid)
         counts: list[CountChange] = []
+        due: list[int] = []  # petitions whose count reached a threshold they have no milestone for
         if deltas:
             newest_seq = statements.execute(statements.NEWEST_SEQ).fetchone()[0]
             for pid, delta in sorted(deltas.items()):
                 if delta == 0:
                     continue
                 fold = (delta, newest_seq, now, pid)
-                count, version, author_id = statements.execute(statements.FOLD_COUNT, fold).fetchone()
+                count, version, author_id, reached = statements.execute(
+                    statements.FOLD_COUNT, fold
+                ).fetchone()
                 counts.append(CountChange(pid, author_id, count, version))
+                if delta > 0 and _milestones_due(count, reached, milestones):
+                    due.append(pid)
         petitions = {pid: petition_store.get_petition(pid) for pid in deltas}
+    events = []
+    for pid in due:
+        try:
+            events += record_milestones(pid, signers[pid], milestones)
+        except Exception:
+            # The signatures are committed whatever happens here; the next batch on this petition tries again.
+            log.exception("could not record the milestones of petition %d", pid)
     results = [petitions[item] if isinstance(item, int) else item for item in outcomes]
-    return BatchOutcome(results=results, counts=counts, events=[])
+    return BatchOutcome(results=results, counts=counts, events=events)
+
+
+def _milestones_due(count: int, reached_json: str, milestones: Milestones) -> list[str]:
+    reached = {entry["milestone"] for entry in wire.loads(reached_json)}
+    return milestones_crossed(count, reached, milestones.response_threshold, milestones.debate_threshold)
+
+
+class _NothingToRecord(Exception):
+    """Another batch (perhaps in another process) recorded the milestone first: roll back our seq."""
+
+
+def record_milestones(petition_id: int, actor: Identity, milestones: Milestones) -> list[Event]:
+    """Write the ``milestone`` event of each threshold the petition's count has reached for the first time.
+
+    Its own transaction, taking the seq counter first and then the
+    petition's row, in the order every lifecycle change takes them (a
+    batch holds the row first, so doing this inside it could deadlock with
+    a status change).  Under the row lock the milestones are read again, so
+    each is written exactly once however many batches and processes saw the
+    count cross.  Sets ``awaiting_response`` on the response milestone;
+    queues the signers' mail when mail is on.
+    """
+    try:
+        with Petition._meta.database.atomic():
+            seq = petition_store.take_seq()
+            query = Petition.select(Petition.signature_count, Petition.milestones).where(
+                Petition.id == petition_id
+            )
+            if database_proxy.obj.for_update:  # SQLite: the counter update already holds the only write lock
+                query = query.for_update()
+            row = query.tuples().first()
+            crossed = _milestones_due(row[0], row[1], milestones)
+            if not crossed:
+                raise _NothingToRecord()
+            reached = wire.loads(row[1])
+            events = []
+            for index, name in enumerate(crossed):
+                if index:
+                    seq = petition_store.take_seq()
+                reached.append({"milestone": name, "at": iso(utcnow())})
+                changes = {Petition.milestones: wire.dumps(reached)}
+                if name == "response":
+                    changes[Petition.awaiting_response] = True
+                Petition.update(changes).where(Petition.id == petition_id).execute()
+                petition = petition_store.get_petition(petition_id)
+                events.append(petition_store.record_event(seq, "milestone", petition, actor, milestone=name))
+                if milestones.mail:
+                    mail_outbox.queue_milestone_mail(petition_id, name)
+    except _NothingToRecord:
+        return []
+    return events
 
 
 def counts_changed_since(seq: int) -> list[CountChange]:

@@ -42,7 +42,7 @@ DELETE_SIGNATURE = 'DELETE FROM "signature" WHERE "petition_id" = ? AND "user_id
 FOLD_COUNT = (
     'UPDATE "petition" SET "signature_count" = "signature_count" + ?, "count_version" = "count_version" + 1,'
     ' "count_seq" = ?, "count_changed_at" = ? WHERE "id" = ?'
-    ' RETURNING "signature_count", "count_version", "author_id"'
+    ' RETURNING "signature_count", "count_version", "author_id", "milestones"'
 )
 # The columns of petition_store._PETITION_COLUMNS, in the same order.
 PETITION_BY_ID = (
