@@ -100,8 +100,12 @@ class CountConflator:
         """Whether a count changed since the last frame."""
         return bool(self._pending)
 
+    def take(self) -> dict[int, CountChange]:
+        """The pending counts, handed over (the hub sends them ahead of a lifecycle event); none remain."""
+        pending, self._pending = self._pending, {}
+        return pending
+
     def flush(self) -> None:
-        """Emit the pending counts now (the tick, or just before a lifecycle event); nothing if none."""
+        """Emit the pending counts now (the tick); nothing if none."""
         if self._pending:
-            pending, self._pending = self._pending, {}
-            self._emit(pending)
+            self._emit(self.take())

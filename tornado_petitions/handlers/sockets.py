@@ -170,6 +170,12 @@ class ChannelSocketHandler(ServiceMixin, tornado.websocket.WebSocketHandler):
         """
         return self._write(frame, message if self._compressed else None)
 
+    def send_frames(self, messages: tuple[str, ...], frames: bytes) -> bool:
+        """Write several prepared frames (``frames``, joined) as one buffer; ``send_frame``'s failures."""
+        if not self._compressed:
+            return self._write(frames, None)
+        return all(self._write(b"", message) for message in messages)
+
     def send_ping(self, frame: bytes) -> bool:
         """Write the hub's ping frame: control frames are never compressed, so it suits every socket."""
         return self._write(frame, None)
