@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.live_server import LiveServer
+from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -43,7 +43,8 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def service(tmp_path) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path)
+    """The service with an admin account; rate limits generous (tests register hundreds of signers)."""
+    server = LiveServer(tmp_path, *GENEROUS_RATE_FLAGS)
     server.create_user(ADMIN_EMAIL, ADMIN_PASSWORD, name="Ada Admin", admin=True)
     server.start()
     yield server

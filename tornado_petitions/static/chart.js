@@ -95,8 +95,9 @@ export class SignatureChart {
       height: HEIGHT_PX,
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      // At least a minute wide, so a new petition's first seconds do not fill the axis with milliseconds.
-      scales: { x: { time: true, range: (_u, min, max) => [min, Math.max(max, min + 60)] }, y: { range: (_u, _min, max) => [0, Math.max(10, Math.ceil(max * 1.1))] } },
+      // At least a minute wide (padded before the first point, never into the future), so a new
+      // petition's first seconds do not fill the axis with milliseconds.
+      scales: { x: { time: true, range: (_u, min, max) => [Math.min(min, max - 60), max] }, y: { range: (_u, _min, max) => [0, Math.max(10, Math.ceil(max * 1.1))] } },
       axes: [
         { stroke: "#5a6272", grid: { stroke: "#e6e9ee" }, ticks: { stroke: "#d8dce3" } },
         { stroke: "#5a6272", grid: { stroke: "#e6e9ee" }, ticks: { stroke: "#d8dce3" }, size: 60 },
