@@ -3,6 +3,7 @@
 // by one point per `counts` frame between reloads of the timeline.
 
 const HEIGHT_PX = 220;
+const BUCKET_SECONDS = { minute: 60, hour: 3600, day: 86_400 };
 // A page left open for days still draws a bounded chart: the oldest live points go first.
 const MAX_POINTS = 20_000;
 
@@ -35,18 +36,31 @@ export class SignatureChart {
     this.resizeObserver.observe(this.canvas);
   }
 
-  /** Replace everything with the timeline's points, then `current` (the count now) as the last point. */
-  setTimeline(points, current) {
+  /**
+   * Replace everything with the timeline's points, then `current` (the count now) as the last point.
+   * Each point is a bucket (`at` its start, `total` the count at its end): the line holds the
+   * previous total up to the bucket's start and reaches `total` at its end (or now, if sooner).
+   */
+  setTimeline(points, current, bucket = "minute") {
+    const length = BUCKET_SECONDS[bucket] || 60;
+    const now = Date.now() / 1000;
     this.xs = [this.start];
     this.ys = [0];
-    for (const point of points) {
-      const at = Date.parse(point.at) / 1000;
-      if (at > this.xs[this.xs.length - 1]) {
+    const add = (at, total) => {
+      const last = this.xs.length - 1;
+      if (at > this.xs[last]) {
         this.xs.push(at);
-        this.ys.push(point.total);
+        this.ys.push(total);
       } else {
-        this.ys[this.ys.length - 1] = point.total;
+        this.ys[last] = total;
       }
+    };
+    let previous = 0;
+    for (const point of points) {
+      const begins = Date.parse(point.at) / 1000;
+      if (begins > this.xs[this.xs.length - 1]) add(begins, previous);
+      add(Math.min(begins + length, now), point.total);
+      previous = point.total;
     }
     this.push(current);
   }

@@ -20,6 +20,7 @@ const QUEUES = [
 const QUEUE_REFRESH_MS = 300;
 // "Overdue" is a matter of time passing too: look again now and then.
 const QUEUE_POLL_MS = 60_000;
+const REJECTION_REASONS = config.rejection_reasons || [];
 const $ = (id) => document.getElementById(id);
 
 /**
@@ -78,9 +79,11 @@ export function dashboardView({ state, applyPetition, display, scheduleRender, n
     const buttons = [];
     QUEUES.forEach(([name, label], index) => {
       const items = queues[name] || [];
+      // The lists are capped; `counts` (when the server gives it) has the whole queue's size.
+      const total = queues.counts && typeof queues.counts[name] === "number" ? queues.counts[name] : items.length;
       const overdue = items.filter((item) => item.overdue).length;
-      const text = `${label} (${items.length}${overdue ? `, ${overdue} overdue` : ""})`;
-      select.add(new Option(`${label.toLowerCase()} queue (${items.length})`, `queue:${name}`), index + 1);
+      const text = `${label}: ${total}${overdue ? `, ${overdue} overdue` : ""}`;
+      select.add(new Option(`${label.toLowerCase()} queue (${total})`, `queue:${name}`), index + 1);
       const button = document.createElement("button");
       button.type = "button";
       button.className = "queue button-quiet";
@@ -90,7 +93,7 @@ export function dashboardView({ state, applyPetition, display, scheduleRender, n
       title.textContent = label;
       const count = document.createElement("span");
       count.className = "queue-count";
-      count.textContent = String(items.length);
+      count.textContent = String(total);
       button.append(title, count);
       if (overdue) {
         const marker = document.createElement("span");
@@ -170,6 +173,11 @@ export function dashboardView({ state, applyPetition, display, scheduleRender, n
         <textarea name="note" rows="2"></textarea>
         <p class="field-error" data-error-for="note" hidden></p>
       </div>
+      <div class="field reason-field" hidden>
+        <label><span>Reason, if rejected</span></label>
+        <select name="reason"></select>
+        <p class="field-error" data-error-for="reason" hidden></p>
+      </div>
       <p class="form-error" data-error-for="form" role="alert" hidden></p>
       <div class="moves" role="group"></div>`;
     form.addEventListener("submit", (event) => event.preventDefault());
@@ -192,7 +200,20 @@ export function dashboardView({ state, applyPetition, display, scheduleRender, n
       form.querySelector('[data-error-for="note"]').id = `note-${id}-error`;
       form.querySelector(".moves").setAttribute("aria-label", `Move petition ${id} to`);
       note.maxLength = config.limits.note_max;
+      const reason = form.elements.namedItem("reason");
+      reason.id = `reason-${id}`;
+      form.querySelector(".reason-field label").htmlFor = reason.id;
+      reason.replaceChildren(
+        ...REJECTION_REASONS.map((code) => {
+          const option = new Option(code.replaceAll("_", " "), code);
+          option.selected = code === config.default_rejection_reason;
+          return option;
+        }),
+      );
     }
+    // Servers without rejection reasons (before the petitions office) offer none.
+    form.querySelector(".reason-field").hidden =
+      !REJECTION_REASONS.length || !(config.transitions[petition.status] || []).includes("rejected");
     const needsNote = (config.transitions[petition.status] || []).some((s) => config.note_required.includes(s));
     setText(form.querySelector(".note-label"), needsNote ? "Note to the author (required to reject)" : "Note to the author");
     const activity = card.querySelector(".card-activity");
@@ -246,7 +267,8 @@ export function dashboardView({ state, applyPetition, display, scheduleRender, n
     const buttons = form.querySelectorAll(".moves button");
     for (const button of buttons) button.disabled = true;
     try {
-      const petition = await api.move(id, target, text, version);
+      const reason = REJECTION_REASONS.length ? form.elements.namedItem("reason").value : "";
+      const petition = await api.move(id, target, text, version, reason);
       applyPetition(petition);
       note.value = "";
       showMessage(message, `Moved to ${statusLabel(petition.status).toLowerCase()}.`, "info");

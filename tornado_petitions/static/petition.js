@@ -10,6 +10,15 @@ import { describe, describeEvent, formatTime, setText, showMessage, signatureCou
 import { SignInDialog, config, notice, renderConnection, showAccount, signOutOnServer } from "session.js";
 
 const OPEN_STATUSES = new Set(["submitted", "under_review", "in_progress"]);
+const REASON_LABELS = {
+  duplicate: "a duplicate of another petition",
+  no_action: "not something the office can act on",
+  irrelevant: "not about a matter the office deals with",
+  offensive: "offensive",
+  fake: "fake or a joke",
+  already_happening: "already happening",
+  other: "see the note",
+};
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -47,10 +56,13 @@ function render() {
   if (petition.location) meta.push(petition.location);
   meta.push(`filed ${formatTime(petition.submitted_at)}`);
   if (petition.closes_at && takesSignatures(petition)) meta.push(`signing closes ${formatTime(petition.closes_at)}`);
+  if (petition.awaiting_response) meta.push("awaiting the office's response");
   setText($("petition-meta"), meta.join(" · "));
   setText($("petition-description"), petition.description);
   $("petition-response").hidden = !petition.response;
   setText($("response-text"), petition.response || "");
+  const reason = petition.status === "rejected" && petition.rejection && petition.rejection.reason;
+  setText($("response-title"), reason ? `Rejected: ${REASON_LABELS[reason] || reason.replaceAll("_", " ")}` : "Response");
   renderCount();
   renderSignButton();
 }
@@ -104,9 +116,10 @@ async function loadHistory() {
 async function loadTimeline() {
   const token = ++state.timelineToken;
   try {
-    const { points } = await api.timeline(id, bucketFor(state.petition.submitted_at));
+    const bucket = bucketFor(state.petition.submitted_at);
+    const { points } = await api.timeline(id, bucket);
     if (token !== state.timelineToken) return;
-    chart.setTimeline(points, state.count);
+    chart.setTimeline(points, state.count, bucket);
   } catch (error) {
     if (token !== state.timelineToken) return;
     // Without the past the chart still grows from now on.
