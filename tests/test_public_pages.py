@@ -269,3 +269,49 @@ def test_the_petition_page_at_360_px_by_keyboard(browser, service, page_errors):
     expect(page.locator("#petition-count")).to_have_text("1")
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     screenshot(page, "petition-360px.png")
+
+
+def test_signed_out_search_and_status_filter_stay_live(browser, service, page_errors):
+    author = service.register("author@example.org", "Alex Author", PASSWORD)["token"]
+    file(service, author, "Fix the streetlight on Elm Street")
+    file(service, author, "More buses on line 4", "The buses are full.")
+    page = open_page(browser, service, page_errors)
+    titles = page.locator("#all-list .card-title")
+    expect(titles).to_have_count(2)
+
+    page.get_by_label("Search").fill("BUSES")
+    page.get_by_label("Search").press("Enter")
+    expect(titles).to_have_text(["More buses on line 4"])
+    # A new petition that matches appears live; one that does not, does not.
+    file(service, author, "Night buses at weekends")
+    file(service, author, "Benches in the park")
+    expect(titles).to_have_text(["Night buses at weekends", "More buses on line 4"])
+    page.locator("#status-filter").select_option("under_review")
+    expect(page.locator("#all-empty")).to_have_text("No petitions match.")
+    admin = service.sign_in("admin@example.org", "admin password")["token"]
+    status, _, _ = service.call("PATCH", "/api/petitions/2/status", {"status": "under_review"}, admin)
+    assert status == 200
+    expect(titles).to_have_text(["More buses on line 4"])
+    page.get_by_label("Search").fill("")
+    page.get_by_role("button", name="Search").click()
+    expect(titles).to_have_text(["More buses on line 4"])
+    page.locator("#status-filter").select_option("")
+    expect(titles).to_have_count(4)
+
+
+def test_too_many_signed_out_pages_from_one_address_back_off(browser, tmp_path, page_errors):
+    service = LiveServer(tmp_path, "--max-anonymous-sockets-per-address", "1")
+    service.start()
+    try:
+        first = open_page(browser, service, page_errors)
+        attempts: list[str] = []
+        second = page_errors.watch(first.context.new_page())
+        second.on("websocket", lambda socket: attempts.append(socket.url))
+        second.goto(service.url + "/")
+        # Refused with 4429 (the first page holds this address's one socket): a long backoff, no hammering.
+        expect(second.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+        second.wait_for_timeout(1500)  # a plain backoff would have retried several times by now
+        assert len(attempts) == 1, attempts
+        expect(first.locator("#connection")).to_have_attribute("data-state", "connected")
+    finally:
+        service.stop_cleanly()
