@@ -73,6 +73,9 @@ def test_the_dashboard_shows_the_queues_live_and_filters_by_them(browser, office
     expect(awaiting.locator(".queue-count")).to_have_text("1")
     expect(debate.locator(".queue-count")).to_have_text("1")
     expect(card(admin, "dashboard-list", popular).locator(".signatures")).to_have_text("3 signatures")
+    expect(card(admin, "dashboard-list", popular).locator(".card-meta")).to_contain_text(
+        "awaiting a response · up for debate"
+    )
 
     # Filtering by a queue: its petitions only, oldest first, the overdue one marked.
     moderation.click()
@@ -98,6 +101,16 @@ def test_the_dashboard_shows_the_queues_live_and_filters_by_them(browser, office
     admin.locator("#dashboard-filter").select_option("")
     expect(moderation).to_have_attribute("aria-pressed", "false")
     expect(titles).to_have_count(3)
+
+    # The petition's own page lists the milestones and the decision in its history.
+    visitor = open_page(browser, office, page_errors, f"/petitions/{popular}")
+    expect(visitor.locator("#history li")).to_have_count(4)
+    expect(visitor.locator("#history li.history-milestone")).to_have_count(2)
+    expect(visitor.locator("#history li").nth(1)).to_contain_text("Reached the response threshold")
+    expect(visitor.locator("#history li").nth(2)).to_contain_text("Reached the debate threshold")
+    expect(visitor.locator("#history li").nth(3)).to_contain_text("We will answer in the chamber.")
+    expect(visitor.locator("#response-text")).to_have_text("We will answer in the chamber.")
+    expect(visitor.locator("#petition-count")).to_have_text("3")
 
 
 def test_without_queues_on_the_server_the_dashboard_filters_by_status(browser, service, page_errors):

@@ -189,7 +189,10 @@ export function dashboardView({ state, applyPetition, display, scheduleRender, n
     fillCard(card, petition);
     const id = petition.petition_id;
     const waiting = OPEN_STATUSES.has(petition.status) ? ` · waiting since ${formatTime(petition.submitted_at)}` : "";
-    setText(card.querySelector(".card-meta"), `#${id} by ${petition.author.name}${waiting}`);
+    const reached = (petition.milestones || []).map((m) => m.milestone);
+    const office = (petition.awaiting_response ? " · awaiting a response" : "") +
+      (reached.includes("debate") ? " · up for debate" : "");
+    setText(card.querySelector(".card-meta"), `#${id} by ${petition.author.name}${waiting}${office}`);
     card.querySelector(".overdue").hidden = !overdue;
     card.classList.toggle("card-overdue", overdue);
     const form = card.querySelector("form.decision");
