@@ -22,6 +22,9 @@ import tornado.websocket
 from tornado_petitions.server import make_app, make_server
 from tornado_petitions.settings import RateLimits, Settings
 
+# Chromium, the live service and the page helpers of the browser tests.
+pytest_plugins = ["tests.browser"]
+
 # Tests sign in far more often than a person would; the rate-limit tests set their own.
 # tests/live_server.py passes the same to ``serve`` processes as flags.
 GENEROUS_RATES = RateLimits(

@@ -81,6 +81,7 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self._log.close()
                 raise RuntimeError(f"{self.name} exited {self.process.returncode}:\n{self.log()}")
             try:
                 if self.call("GET", "/healthz")[0] == 200:

@@ -6,11 +6,10 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.browser import ADMIN_EMAIL, ADMIN_PASSWORD
-from tests.test_browser import PASSWORD, browser, card, open_page, page_errors, service, sign_in  # noqa: F401
+from tests.browser import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, card, open_page, sign_in
 
 
-def test_an_admin_rejects_with_a_reason(browser, service, page_errors):  # noqa: F811
+def test_an_admin_rejects_with_a_reason(browser, service, page_errors):
     token = service.call(
         "POST", "/api/auth/register", {"email": "c@example.org", "name": "Carla", "password": PASSWORD}
     )[1]["token"]

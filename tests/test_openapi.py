@@ -10,6 +10,7 @@ import schemathesis
 import tornado.web
 import tornado.websocket
 
+from tornado_petitions.handlers.page import WebPageHandler
 from tornado_petitions.openapi import build_document
 from tornado_petitions.server import make_app
 from tornado_petitions.settings import Limits, Settings
@@ -20,15 +21,15 @@ HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
 def http_routes(app: tornado.web.Application) -> list[tuple[re.Pattern, type]]:
     """(regex, handler class) of every route the API should document.
 
-    WebSocket channels, the web page at ``/`` and Tornado's static files are
-    outside the HTTP JSON API.
+    WebSocket channels, the web pages (``/``, ``/petitions/{id}``: HTML for
+    people) and Tornado's static files are outside the HTTP JSON API.
     """
     routes = []
     for rule in app.wildcard_router.rules:
         target = rule.target
-        if issubclass(target, tornado.websocket.WebSocketHandler | tornado.web.StaticFileHandler):
-            continue
-        if rule.matcher.regex.fullmatch("/"):
+        if issubclass(
+            target, tornado.websocket.WebSocketHandler | tornado.web.StaticFileHandler | WebPageHandler
+        ):
             continue
         routes.append((rule.matcher.regex, target))
     return routes

@@ -77,11 +77,13 @@ class LogoutHandler(BaseHandler):
     route = "/api/auth/logout"
 
     async def post(self) -> None:
+        # Even when the token turns out revoked or expired (401): the browser forgets it, so the
+        # page's anonymous sockets stop offering a dead cookie (cookies survive the error reply).
+        self.clear_cookie(SESSION_COOKIE, path="/")
         identity = await self.current_identity()
         await self.runner.run(accounts.revoke_token, identity.token_hash)
         self.tokens.evict(identity.token_hash)
         self.publisher.close_token(identity.token_hash)
-        self.clear_cookie(SESSION_COOKIE, path="/")
         self.set_status(204)
         self.finish()
 

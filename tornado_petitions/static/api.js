@@ -62,12 +62,16 @@ export const api = {
   file: (fields) => request("POST", "/api/petitions", fields),
   myPetitions: () => request("GET", "/api/petitions/my"),
   mySignatures: () => request("GET", "/api/me/signatures"),
-  list(status, cursor, limit = 100) {
+  list(status, cursor, limit = 100, q = "") {
     const query = new URLSearchParams({ limit: String(limit) });
     if (status) query.set("status", status);
+    if (q) query.set("q", q);
     if (cursor) query.set("cursor", String(cursor));
     return request("GET", `/api/petitions?${query}`);
   },
+  events: (id) => request("GET", `/api/petitions/${id}/events`),
+  timeline: (id, bucket) => request("GET", `/api/petitions/${id}/signatures/timeline?bucket=${bucket}`),
+  queues: () => request("GET", "/api/admin/queues"),
   move(id, status, note, version, reason) {
     const body = { status, version };
     if (note) body.note = note;

@@ -2,7 +2,7 @@
 // jitter, resume with `?since=<last seq seen>`, and the close codes of SPEC:
 //   1001 going away, 4000 heartbeat timeout, 4008 too slow -> reconnect (and resume)
 //   4401 token expired or revoked                          -> back to sign-in, no retry
-//   4429 too many sockets for this user                    -> back off for longer
+//   4429 too many sockets for this user or address         -> back off for longer
 
 const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 30_000;
@@ -26,7 +26,8 @@ export function backoffDelay(attempt, base = BASE_DELAY_MS, cap = MAX_DELAY_MS) 
  * Callbacks: onMessage(message) for every JSON frame, onState(state) with
  * "connecting" | "connected" | "reconnecting" | "offline", onAuthLost() after
  * 4401 (or a handshake the server refused because the session is gone:
- * checkSession() resolving false).
+ * checkSession() resolving false). A signed-out page's public feed gives
+ * neither: it has no session to lose, so it only ever reconnects.
  */
 export class Feed {
   constructor({ name, path, onMessage, onState, onAuthLost, checkSession }) {

@@ -64,7 +64,10 @@ export function newCard() {
 export function fillCard(card, petition, { showAuthor = true } = {}) {
   card.dataset.petitionId = String(petition.petition_id);
   card.dataset.status = petition.status;
-  setText(card.querySelector(".card-title"), petition.title);
+  const link = card.querySelector(".card-link");
+  setText(link, petition.title);
+  const href = petitionPath(petition.petition_id);
+  if (link.getAttribute("href") !== href) link.setAttribute("href", href);
   const badge = card.querySelector(".badge");
   setText(badge, statusLabel(petition.status));
   badge.className = `badge badge-${petition.status}`;
@@ -78,7 +81,41 @@ export function fillCard(card, petition, { showAuthor = true } = {}) {
   const response = card.querySelector(".card-response");
   response.hidden = !petition.response;
   setText(response.querySelector(".response-text"), petition.response || "");
-  setText(card.querySelector(".signatures"), plural(petition.signature_count, "signature", "signatures"));
+  setText(card.querySelector(".signatures"), signatureCount(petition.signature_count));
+}
+
+/** Where a petition's own page is. */
+export function petitionPath(id) {
+  return `/petitions/${id}`;
+}
+
+const countFormat = new Intl.NumberFormat();
+
+/** "1,234 signatures" (the number in the reader's locale). */
+export function signatureCount(count) {
+  return `${countFormat.format(count)} ${count === 1 ? "signature" : "signatures"}`;
+}
+
+export const MILESTONE_LABELS = {
+  response: "Reached the response threshold: the petitions office will respond",
+  debate: "Reached the debate threshold: it will be considered for a debate",
+};
+
+/** One lifecycle event (history entry or admin-feed frame) as a sentence. */
+export function describeEvent(event) {
+  const who = event.actor ? event.actor.name : "someone";
+  const when = formatTime(event.at);
+  switch (event.event) {
+    case "created":
+      return `Filed by ${who}, ${when}`;
+    case "status_changed":
+      return `${statusLabel(event.from_status)} → ${statusLabel(event.to_status)} by ${who}, ${when}` +
+        (event.note ? `: “${event.note}”` : "");
+    case "milestone":
+      return `${MILESTONE_LABELS[event.milestone] || "Reached a milestone"}, ${when}`;
+    default:
+      return "";
+  }
 }
 
 export function setText(element, text) {
