@@ -32,6 +32,7 @@ from .viral_client import handshake
 AUTHOR_SOCKETS = 100
 ADMINS = 10
 PUBLIC_PROBES = 40  # public watchers whose every counts frame is recorded, for the staleness
+USER_PROBE_EVERY = 10  # and every 10th of the author's sockets
 STATUS_TARGET = "under_review"
 
 
@@ -112,7 +113,6 @@ class WatcherGroup:
         processes = math.ceil(count / SOCKETS_PER_PROCESS)
         shares = [count // processes + (i < count % processes) for i in range(processes)]
         self.specs = [[("public", share, every, greetings, path)] for share in shares if share]
-        self.public_processes = len(self.specs)
         if others:
             self.specs.append(others)
         self.processes: list[asyncio.subprocess.Process] = []
@@ -161,14 +161,15 @@ class WatcherGroup:
         return [await self._line(p, 120) for p in self.processes]
 
     async def mark(self) -> dict:
-        """Totals so far: frames and bytes on the public watchers, sockets closed everywhere."""
+        """Totals so far: frames and bytes of each kind of socket, sockets closed everywhere."""
         marks = await self._ask(b"mark\n")
-        public = marks[: self.public_processes]
-        return {
-            "frames": sum(m["frames"] for m in public),
-            "bytes": sum(m["bytes"] for m in public),
-            "closed": sum(m["closed"] for m in marks),
-        }
+        totals: dict = {"closed": sum(m["closed"] for m in marks)}
+        for mark in marks:
+            for kind, figures in mark["kinds"].items():
+                into = totals.setdefault(kind, {"frames": 0, "bytes": 0})
+                into["frames"] += figures["frames"]
+                into["bytes"] += figures["bytes"]
+        return totals
 
     async def dump(self) -> dict[str, dict]:
         """Each kind's record (see ``bench.viral_client``), merged over processes; they then exit."""
@@ -233,13 +234,13 @@ async def viral(
             author_id, author = await _seed_user(api, "author@viral.example")
             _, admin = await _seed_user(api, "admin@viral.example")
             public_path, greetings = "/ws/petitions", 0
-            others = [("user", AUTHOR_SOCKETS, AUTHOR_SOCKETS, 1, f"/ws/petitions/my/{author_id}")]
+            others = [("user", AUTHOR_SOCKETS, USER_PROBE_EVERY, 1, f"/ws/petitions/my/{author_id}")]
         else:
             (author_id, author), admin = accounts.author, accounts.admins[0][1]
             anonymous = getattr(server, "anonymous", False)
             public_path, greetings = "/ws/petitions" if anonymous else f"/ws/petitions?token={author}", 1
             others = [
-                ("user", AUTHOR_SOCKETS, AUTHOR_SOCKETS, 1, f"/ws/petitions/my/{author_id}?token={author}")
+                ("user", AUTHOR_SOCKETS, USER_PROBE_EVERY, 1, f"/ws/petitions/my/{author_id}?token={author}")
             ]
             others += [("admin", 1, 1, 1, f"/ws/admin?token={token}") for _, token in accounts.admins]
         body = {"title": "Ban the streetlight tax", "description": "It went viral.", "category": "roads"}
@@ -284,17 +285,15 @@ async def viral(
         "kb_per_socket": (rss_after - rss_before) / max(group.ready, 1),
         "closed": end_mark["closed"] - start_mark["closed"],
         "server_cpu_share": cpu / storm_seconds,
-        "frames_per_watcher_s": (end_mark["frames"] - start_mark["frames"])
-        / max(public["sockets"], 1)
-        / storm_seconds,
-        "bytes_per_watcher_s": (end_mark["bytes"] - start_mark["bytes"])
-        / max(public["sockets"], 1)
-        / storm_seconds,
         "status_http_ms": (answered - sent) * 1000,
         "status_commit_after_send_ms": (committed - sent) * 1000,
     }
     for kind in ("public", "user", "admin"):
         if kind in merged:
+            sockets = max(merged[kind]["sockets"], 1) * storm_seconds
+            for field in ("frames", "bytes"):
+                moved = end_mark[kind][field] - start_mark[kind][field]
+                document[f"{field}_per_{kind}_socket_s"] = moved / sockets
             markers = merged[kind]["marker"]
             document.update({f"status_{kind}_{k}": v for k, v in delivery(markers, committed).items()})
             document[f"status_{kind}_from_send_p99_ms"] = delivery(markers, sent)["p99_ms"]
@@ -310,18 +309,15 @@ async def viral(
             (result.started + at, ujson.loads(answer)["signature_count"])
             for at, answer in zip(result.finished_at, result.answers, strict=True)
         ]
-        probes = [p for f in feeds for p in f["probes"]]
-        values, missing = staleness(signatures, probes)
         document.update(_load_figures(result, "sign"))
-        document.update(
-            {
-                "staleness_p50_ms": _ms(percentile(values, 0.50)),
-                "staleness_p99_ms": _ms(percentile(values, 0.99)),
-                "staleness_missing": missing,
-                "probes": len(probes),
-                "last_count": max((c for _, c in signatures), default=0),
-            }
-        )
+        document["last_count"] = max((c for _, c in signatures), default=0)
+        for label, kinds in (("", ("public", "admin")), ("user_", ("user",))):
+            probes = [p for k in kinds if k in merged for p in merged[k]["probes"]]
+            values, missing = staleness(signatures, probes)
+            document[f"{label}staleness_p50_ms"] = _ms(percentile(values, 0.50))
+            document[f"{label}staleness_p99_ms"] = _ms(percentile(values, 0.99))
+            document[f"{label}staleness_missing"] = missing
+            document[f"{label}probes"] = len(probes)
     return document
 
 

@@ -7,11 +7,12 @@ one's greeting (``hello`` or the user channel's first ``update``), then talks to
 the driver in JSON lines:
 
 * ``{"ready": n, "failed": f}`` once every socket is connected and greeted;
-* on ``mark`` from stdin: ``{"frames": f, "bytes": b, "closed": c, "at": t}``,
-  the totals since the greetings (``t`` is ``time.monotonic()``, comparable
-  across processes on Linux);
+* on ``mark`` from stdin: ``{"kinds": {kind: {"frames": f, "bytes": b}},
+  "closed": c, "at": t}``, the totals since the greetings (``t`` is
+  ``time.monotonic()``, comparable across processes on Linux);
 * on ``dump``: per group, when each socket first saw ``--marker`` (the status
-  change), the probed sockets' ``[time, count]`` of every counts frame, and
+  change), the probed sockets' ``[time, count]`` of every counts frame (or
+  user-channel update), and
   how its counts frames were spaced; then it exits.
 
 A counts frame followed within 50 ms by a lifecycle event is the flush the
@@ -73,6 +74,10 @@ class ViralSocket(SocketClient):
             return
         self.frames += 1
         head = payload[:40]
+        if self.probe and b'"update"' in head:  # the user channel: the author's whole list
+            for petition in ujson.loads(payload)["petitions"]:
+                if str(petition["petition_id"]) == feed.petition:
+                    self.seen.append([now, petition["signature_count"]])
         if b'"counts"' in head:
             self.counts.append([now, 0])
             self.last_kind = b"counts"
@@ -176,14 +181,11 @@ async def main(args: argparse.Namespace) -> None:
     while True:
         command = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
         if command == "mark":
-            _say(
-                {
-                    "frames": sum(s.frames for s in everyone),
-                    "bytes": sum(s.bytes for s in everyone),
-                    "closed": watch.closed,
-                    "at": time.monotonic(),
-                }
-            )
+            kinds = {
+                g.kind: {"frames": sum(s.frames for s in g.sockets), "bytes": sum(s.bytes for s in g.sockets)}
+                for g in groups
+            }
+            _say({"kinds": kinds, "closed": watch.closed, "at": time.monotonic()})
         else:
             break
     _say({"groups": [group_report(g, args.interval) for g in groups]})
