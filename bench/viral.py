@@ -16,8 +16,6 @@ import bisect
 import datetime
 import itertools
 import math
-import shutil
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,80 +24,14 @@ import ujson
 
 from .http_client import HttpConnection, closed_loop
 from .scenarios import SOCKETS_PER_PROCESS, _load_figures, create_request, percentile, profiled
-from .targets import CLIENT_CORE, PINNED, ROOT, OurServer, SeedServer, Server
-from .viral_client import handshake
+from .targets import CLIENT_CORE, PINNED, ROOT, SeedServer, Server
+from .viral_resume import resume_cost
+from .viral_server import Accounts, ViralServer, public_path, seed_template
 
 AUTHOR_SOCKETS = 100
-ADMINS = 10
 PUBLIC_PROBES = 40  # public watchers whose every counts frame is recorded, for the staleness
 USER_PROBE_EVERY = 10  # and every 10th of the author's sockets
 STATUS_TARGET = "under_review"
-
-
-class ViralServer(OurServer):
-    """tornado_petitions on a copy of a seeded database, anonymous sockets uncapped for the one client address."""
-
-    def __init__(self, workdir: Path, template: Path, interval: float) -> None:
-        super().__init__(workdir)
-        self.interval = interval
-        self.db_file = Path(self.db_url[len("sqlite:///") :])
-        shutil.copyfile(template, self.db_file)
-
-    async def start(self) -> None:
-        """Start the server (the admins are seeded, so no ``create-user`` first)."""
-        await Server.start(self)
-
-    def command(self) -> list[str]:
-        flags = []
-        if self.anonymous:
-            flags += ["--max-anonymous-sockets-per-address", "1000000"]
-        if "--count-interval" in serve_help(self):
-            flags += ["--count-interval", str(self.interval)]
-        return [*super().command(), *flags]
-
-    @property
-    def anonymous(self) -> bool:
-        """Whether this checkout's public feed opens without a token (issue 11)."""
-        return "--max-anonymous-sockets-per-address" in serve_help(self)
-
-
-_HELP: dict[str, str] = {}
-
-
-def serve_help(server: OurServer) -> str:
-    """``serve --help`` of the checkout being measured (its flags say what it supports)."""
-    key = str(server.cwd)
-    if key not in _HELP:
-        import subprocess
-
-        done = subprocess.run(
-            [sys.executable, "-m", "tornado_petitions", "serve", "--help"],
-            capture_output=True, text=True, cwd=server.cwd, env=server.env(), check=True,
-        )  # fmt: skip
-        _HELP[key] = done.stdout
-    return _HELP[key]
-
-
-class Accounts:
-    """The seeded users: ``[user_id, token]`` pairs of the author, the admins and the signers."""
-
-    def __init__(self, document: dict) -> None:
-        self.author = document["author"][0]
-        self.admins = document["admin"]
-        self.signers = document["signer"]
-
-
-async def seed_template(workdir: Path, signers: int) -> tuple[Path, Accounts]:
-    """A database file holding the author, the admins and ``signers`` citizens with tokens."""
-    probe = OurServer(workdir)
-    path = workdir / "viral-template.db"
-    out = workdir / "viral-tokens.json"
-    seed = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.viral_seed", "users", "--db", f"sqlite:///{path}",
-        "--signers", str(signers), "--admins", str(ADMINS), "--out", str(out), cwd=probe.cwd, env=probe.env(),
-    )  # fmt: skip
-    assert await seed.wait() == 0, "bench.viral_seed users failed"
-    return path, Accounts(ujson.loads(out.read_text()))
 
 
 class WatcherGroup:
@@ -233,12 +165,11 @@ async def viral(
         if accounts is None:  # the seed: register an author and an admin (cheap there)
             author_id, author = await _seed_user(api, "author@viral.example")
             _, admin = await _seed_user(api, "admin@viral.example")
-            public_path, greetings = "/ws/petitions", 0
+            feed, greetings = "/ws/petitions", 0
             others = [("user", AUTHOR_SOCKETS, USER_PROBE_EVERY, 1, f"/ws/petitions/my/{author_id}")]
         else:
             (author_id, author), admin = accounts.author, accounts.admins[0][1]
-            anonymous = getattr(server, "anonymous", False)
-            public_path, greetings = "/ws/petitions" if anonymous else f"/ws/petitions?token={author}", 1
+            feed, greetings = public_path(server, author), 1
             others = [
                 ("user", AUTHOR_SOCKETS, USER_PROBE_EVERY, 1, f"/ws/petitions/my/{author_id}?token={author}")
             ]
@@ -249,7 +180,7 @@ async def viral(
         petition_id = petition["petition_id"]
         every = max(1, watchers // PUBLIC_PROBES)
         rss_before = server.rss_kb()
-        group = WatcherGroup(server, petition_id, interval, (watchers, every, greetings, public_path), others)
+        group = WatcherGroup(server, petition_id, interval, (watchers, every, greetings, feed), others)
         async with group:
             await asyncio.sleep(0.5)
             rss_after = server.rss_kb()
@@ -383,127 +314,6 @@ async def creates(server: Server, seconds: float, clients: int, tokens: list[str
             "clients": clients,
             **_load_figures(result, "create"),
         }
-    finally:
-        server.stop()
-
-
-RESUME_PETITIONS = 10
-_MILLION: dict[str, tuple[Path, list[int], int]] = {}
-
-
-async def until_hello(port: int, path: str) -> tuple[float, list[bytes], int]:
-    """Open ``path``, read frames up to ``hello``: (seconds from connect to hello, the frames, bytes)."""
-    started = time.monotonic()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(handshake("127.0.0.1", port, path))
-        head = await reader.readuntil(b"\r\n\r\n")
-        assert head[9:12] == b"101", head[:200]
-        frames: list[bytes] = []
-        size = len(head)
-        while not frames or b'"hello"' not in frames[-1][:24]:
-            first = await reader.readexactly(2)
-            length, extra = first[1] & 0x7F, 0
-            if length >= 126:
-                extra = 2 if length == 126 else 8
-                length = int.from_bytes(await reader.readexactly(extra), "big")
-            frames.append(await reader.readexactly(length))
-            size += 2 + extra + length
-        return time.monotonic() - started, frames, size
-    finally:
-        writer.close()
-
-
-async def _million(workdir: Path, template: Path, accounts: Accounts, count: int, interval: float):
-    """Once per bench: petitions filed and signed through the server, then ``count`` signatures bulk-inserted."""
-    key = f"{workdir}:{count}"
-    if key in _MILLION:
-        return _MILLION[key]
-    server = ViralServer(workdir, template, interval)
-    await server.start()
-    try:
-        api = await HttpConnection("127.0.0.1", server.port).open()
-        author = accounts.author[1]
-        ids = []
-        for n in range(RESUME_PETITIONS):
-            body = {
-                "title": f"Resume petition {n}",
-                "description": "Signed a million times.",
-                "category": "roads",
-            }
-            status, petition = await api.json("POST", "/api/petitions", body, token=author)
-            assert status == 201, (status, petition)
-            ids.append(petition["petition_id"])
-            status, _ = await api.json(
-                "POST", f"/api/petitions/{ids[-1]}/signatures", token=accounts.signers[-1 - n][1]
-            )
-            assert status == 201, status
-        _, frames, _ = await until_hello(server.port, _public_path(server, accounts))
-        before = ujson.loads(frames[-1])["seq"]
-    finally:
-        server.stop()
-    started = time.monotonic()
-    seed = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.viral_seed", "signatures", "--db", str(server.db_file),
-        "--count", str(count), "--petitions", ",".join(map(str, ids)), cwd=server.cwd, env=server.env(),
-    )  # fmt: skip
-    assert await seed.wait() == 0, "bench.viral_seed signatures failed"
-    print(f"# {count:,} signatures bulk-inserted in {time.monotonic() - started:.1f} s", file=sys.stderr)
-    million = workdir / f"viral-million-{count}.db"
-    shutil.copyfile(server.db_file, million)
-    _MILLION[key] = million, ids, before
-    return _MILLION[key]
-
-
-def _public_path(server: Server, accounts: Accounts) -> str:
-    return (
-        "/ws/petitions"
-        if getattr(server, "anonymous", False)
-        else f"/ws/petitions?token={accounts.author[1]}"
-    )
-
-
-async def resume_cost(
-    workdir: Path, template: Path, accounts: Accounts, count: int, interval: float, repeats: int
-) -> dict:
-    """Resume with ``?since=`` after ``count`` signatures: connect-to-hello time and what came before hello."""
-    million, ids, before = await _million(workdir, template, accounts, count, interval)
-    server = ViralServer(workdir, million, interval)
-    await server.start()
-    try:
-        api = await HttpConnection("127.0.0.1", server.port).open()
-        for n, petition_id in enumerate(ids):  # count changes after ``before``, through the server
-            token = accounts.signers[-1 - RESUME_PETITIONS - n][1]
-            status, _ = await api.json("POST", f"/api/petitions/{petition_id}/signatures", token=token)
-            assert status == 201, status
-        status, petition = await api.json("GET", f"/api/petitions/{ids[0]}")
-        expected = petition["signature_count"]
-        path = _public_path(server, accounts)
-        _, frames, _ = await until_hello(server.port, path)
-        now = ujson.loads(frames[-1])["seq"]
-        await asyncio.sleep(interval + 0.2)
-        document = {"scenario": "viral_resume", "server": server.name, "signatures": count, "count": expected}
-        joiner = "&" if "?" in path else "?"
-        for label, since in (("none", None), ("0", 0), ("before", before), ("now", now)):
-            target = path if since is None else f"{path}{joiner}since={since}"
-            times, sizes, counted = [], [], None
-            for _ in range(repeats):
-                elapsed, frames, size = await until_hello(server.port, target)
-                times.append(elapsed)
-                sizes.append((len(frames) - 1, size))
-                for frame in frames:
-                    if b'"counts"' in frame[:24]:
-                        counted = ujson.loads(frame)["counts"].get(str(ids[0]))
-            document.update(
-                {
-                    f"resume_{label}_median_ms": statistics.median(times) * 1000,
-                    f"resume_{label}_p99_ms": percentile(times, 0.99) * 1000,
-                    f"resume_{label}_frames": max(f for f, _ in sizes),
-                    f"resume_{label}_bytes": max(b for _, b in sizes),
-                    f"resume_{label}_count": counted,  # petition 1's count in the counts frame, if any
-                }
-            )
-        return document
     finally:
         server.stop()
 

@@ -181,10 +181,11 @@ async def main(args: argparse.Namespace) -> None:
     while True:
         command = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
         if command == "mark":
-            kinds = {
-                g.kind: {"frames": sum(s.frames for s in g.sockets), "bytes": sum(s.bytes for s in g.sockets)}
-                for g in groups
-            }
+            kinds: dict[str, dict[str, int]] = {}
+            for g in groups:
+                into = kinds.setdefault(g.kind, {"frames": 0, "bytes": 0})
+                into["frames"] += sum(s.frames for s in g.sockets)
+                into["bytes"] += sum(s.bytes for s in g.sockets)
             _say({"kinds": kinds, "closed": watch.closed, "at": time.monotonic()})
         else:
             break
