@@ -148,6 +148,7 @@ def _ms(value: float) -> float:
 def delivery(markers: list[float | None], sent: float) -> dict:
     got = [m - sent for m in markers if m is not None]
     return {
+        "first_ms": _ms(min(got, default=math.nan)),
         "p50_ms": _ms(percentile(got, 0.50)),
         "p99_ms": _ms(percentile(got, 0.99)),
         "max_ms": _ms(max(got, default=math.nan)),
