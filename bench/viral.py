@@ -113,7 +113,14 @@ class WatcherGroup:
                     continue
                 into["marker"] += group["marker"]
                 into["probes"] += group["probes"]
-                for field in ("sockets", "failed", "flushes", "sockets_with_extra", "extra_frames"):
+                for field in (
+                    "sockets",
+                    "failed",
+                    "flushes",
+                    "sockets_over_budget",
+                    "frames_over_budget",
+                    "sockets_with_short_gap",
+                ):
                     into[field] += group[field]
                 into["counts_frames_max"] = max(into["counts_frames_max"], group["counts_frames_max"])
                 gaps = [g for g in (into["min_gap"], group["min_gap"]) if g is not None]
@@ -230,8 +237,8 @@ async def viral(
             document.update({f"status_{kind}_{k}": v for k, v in delivery(markers, committed).items()})
             document[f"status_{kind}_from_send_p99_ms"] = delivery(markers, sent)["p99_ms"]
     feeds = [merged[k] for k in ("public", "admin") if k in merged]
-    document["counts_sockets_with_extra"] = sum(f["sockets_with_extra"] for f in feeds)
-    document["counts_extra_frames"] = sum(f["extra_frames"] for f in feeds)
+    for field in ("sockets_over_budget", "frames_over_budget", "sockets_with_short_gap"):
+        document[f"counts_{field}"] = sum(f[field] for f in feeds)
     document["counts_frames_max"] = max((f["counts_frames_max"] for f in feeds), default=0)
     document["counts_flushes"] = sum(f["flushes"] for f in feeds)
     gaps = [f["min_gap"] for f in feeds if f["min_gap"] is not None]
