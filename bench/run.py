@@ -62,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--resume-signatures", type=int, default=1_000_000, help="viral: signatures in the DB before resuming"
     )
     parser.add_argument("--resume-repeats", type=int, default=20, help="viral: resumes timed per since")
+    parser.add_argument(
+        "--no-floor", action="store_true", help="viral: skip the idle fan-out to the most watchers"
+    )
     parser.add_argument("--no-socketio", action="store_true", help="leave out the Node.js peer")
     parser.add_argument("--servers", help="fan-out servers to run, comma-separated names (default all)")
     parser.add_argument("--no-executor", action="store_true", help="skip the executor variant")

@@ -23,8 +23,8 @@ from pathlib import Path
 import ujson
 
 from .http_client import HttpConnection, closed_loop
-from .scenarios import SOCKETS_PER_PROCESS, _load_figures, create_request, percentile, profiled
-from .targets import CLIENT_CORE, PINNED, ROOT, SeedServer, Server
+from .scenarios import SOCKETS_PER_PROCESS, _load_figures, create_request, fanout, percentile, profiled
+from .targets import CLIENT_CORE, PINNED, ROOT, BroadcastServer, OurServer, SeedServer, Server
 from .viral_resume import resume_cost
 from .viral_server import Accounts, ViralServer, public_path, seed_template
 
@@ -342,6 +342,10 @@ async def run_all(args, work: Path, keep) -> None:
     for watchers in args.watcher_counts:
         seed = SeedServer(work, args.peers)
         keep(await viral(seed, None, watchers, args.storm_seconds, args.clients, interval))
+    top = max(args.watcher_counts)
+    if top and not args.no_floor:  # one status change to the same sockets, idle: the fan-out floor
+        for make in (lambda: OurServer(work), lambda: BroadcastServer(work, args.peers, raw=True)):
+            keep({**await fanout(make(), top, 3), "scenario": "viral_floor"})
     tokens = [token for _, token in accounts.signers[:8]]
     keep(await creates(ViralServer(work, template, interval), args.seconds, args.clients, tokens))
     keep(await creates(SeedServer(work, args.peers), args.seconds, args.clients, None))

@@ -112,8 +112,32 @@ def viral_table(results: list[dict], args: argparse.Namespace) -> list[str]:
         ]
         if any(c != "-" for c in cells):
             lines.append("| " + " | ".join([label, *cells]) + " |")
-    lines += ["", *_creates_and_resume(results, args), "", *targets(results, args)]
+    lines += ["", *_floor(results, args), *_creates_and_resume(results, args), "", *targets(results, args)]
     return lines
+
+
+def _floor(results: list[dict], args: argparse.Namespace) -> list[str]:
+    """One change to the most watchers with no storm: ours and ``ws_broadcast --raw`` (one C-level write each)."""
+    floor = [r for r in results if r["scenario"] == "viral_floor"]
+    if not floor:
+        return []
+    top = max(args.watcher_counts)
+    storm = _median(results, lambda r: r["scenario"] == "viral" and r["server"] == OURS and r["watchers"] == top,
+                    "status_public_p99_ms")  # fmt: skip
+    lines = [
+        f"One status change to {top:,} idle sockets, no storm (3 changes, median; the fan-out floor), "
+        f"against ours mid-storm ({_fmt(storm, 1)} ms p99):",
+        "",
+        "| server | last socket, ms | p99 of receives, ms | server CPU per socket, µs |",
+        "|---|---|---|---|",
+    ]
+    for server in (OURS, "ws_broadcast --raw"):
+        cells = [
+            _fmt(_median(floor, lambda r, s=server: r["server"] == s, field), 1)
+            for field in ("completion_ms", "receive_p99_ms", "server_cpu_us_per_socket")
+        ]
+        lines.append("| " + " | ".join([server, *cells]) + " |")
+    return [*lines, ""]
 
 
 def _creates_and_resume(results: list[dict], args: argparse.Namespace) -> list[str]:
