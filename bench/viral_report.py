@@ -220,4 +220,17 @@ def targets(results: list[dict], args: argparse.Namespace) -> list[str]:
     ]  # fmt: skip
     lines = ["| target (issue 11) | figure | bound | met |", "|---|---|---|---|"]
     lines += [f"| {name} | {figure} | {bar} | {'yes' if ok else 'NO'} |" for name, figure, ok, bar in checks]
+    runs = []
+    for run in sorted({r["run"] for r in viral}):
+        mine = [r for r in viral if r["run"] == run and r["server"] == OURS]
+        cells = [
+            f"{r['watchers']:,}: {r.get('rps', math.nan):,.0f}/s at {r['server_cpu_share']:.2f} CPU"
+            for r in sorted(mine, key=lambda r: r["watchers"])
+        ]
+        runs.append(f"run {run} ({', '.join(cells)}; load {mine[-1]['loadavg_1m']:.1f})")
+    lines += [
+        "",
+        "Per run, signatures/s by watchers and the server's share of its core (under 0.95 the core was "
+        "shared with other work, and that run's rates say so): " + "; ".join(runs) + ".",
+    ]
     return lines
