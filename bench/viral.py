@@ -307,16 +307,15 @@ async def creates(server: Server, seconds: float, clients: int, tokens: list[str
         if tokens is None:
             await server.prepare(8)
             tokens = server.tokens
+        cpu_before = server.cpu_seconds()
         async with profiled(server, "viral-create"):
             result = await closed_loop(
-                "127.0.0.1",
-                server.port,
-                create_request(tokens),
-                concurrency=clients,
-                seconds=seconds,
-                expect=201,
-            )
+                "127.0.0.1", server.port, create_request(tokens),
+                concurrency=clients, seconds=seconds, expect=201,
+            )  # fmt: skip
+        share = (server.cpu_seconds() - cpu_before) / result.seconds
         return {
+            "server_cpu_share": share,
             "scenario": "viral_create",
             "server": server.name,
             "clients": clients,

@@ -227,10 +227,15 @@ def targets(results: list[dict], args: argparse.Namespace) -> list[str]:
             f"{r['watchers']:,}: {r.get('rps', math.nan):,.0f}/s at {r['server_cpu_share']:.2f} CPU"
             for r in sorted(mine, key=lambda r: r["watchers"])
         ]
+        for r in results:
+            if r["run"] == run and r["scenario"] == "viral_create":
+                cells.append(f"creates {r['server']}: {r['rps']:,.0f}/s at {r['server_cpu_share']:.2f} CPU")
         runs.append(f"run {run} ({', '.join(cells)}; load {mine[-1]['loadavg_1m']:.1f})")
     lines += [
         "",
-        "Per run, signatures/s by watchers and the server's share of its core (under 0.95 the core was "
-        "shared with other work, and that run's rates say so): " + "; ".join(runs) + ".",
+        "Per run, signatures/s by watchers (and creates) with the server's share of its core (below 0.95 "
+        "on a closed loop, the core was shared with other work and that figure says so): "
+        + "; ".join(runs)
+        + ".",
     ]
     return lines
