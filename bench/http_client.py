@@ -82,6 +82,7 @@ class LoadResult:
     latencies: list[float]
     finished_at: list[float]
     answers: list[bytes]
+    started: float = 0.0  # time.perf_counter() at the start; finished_at counts from it
 
     def rate(self, start: float = 0.0, end: float | None = None) -> float:
         """Successful requests a second between ``start`` and ``end`` seconds into the run."""
@@ -133,4 +134,6 @@ async def closed_loop(
             conn.close()
 
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    return LoadResult(time.perf_counter() - start, len(latencies), errors, latencies, finished, answers)
+    return LoadResult(
+        time.perf_counter() - start, len(latencies), errors, latencies, finished, answers, start
+    )

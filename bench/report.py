@@ -7,6 +7,8 @@ import math
 import statistics
 from collections.abc import Callable
 
+from .viral_report import viral_table
+
 OURS = "tornado_petitions"
 PEERS = ("seed_fastapi", "ws_broadcast", "ws_broadcast --raw", "socketio_node")
 
@@ -72,10 +74,13 @@ def table(results: list[dict], args: argparse.Namespace) -> str:
         row(f"HTTP {label}: p50 latency, ms", load, "p50_ms", 2)
         row(f"HTTP {label}: p99 latency, ms", load, "p99_ms", 2)
         row(f"HTTP {label}: requests/s in the last 2 s", load, "rps_last_2s", 0)
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] if rows else []
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines.append("")
     lines += _delivery(results, args)
+    viral = viral_table(results, args)
+    if viral:
+        lines += ["", *viral]
     return "\n".join(lines)
 
 

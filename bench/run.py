@@ -22,7 +22,7 @@ from pathlib import Path
 
 import ujson
 
-from . import scenarios, targets
+from . import scenarios, targets, viral
 from .targets import (
     CLIENT_CORE,
     PINNED,
@@ -48,7 +48,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--authors", type=int, default=8, help="users the HTTP clients file petitions as")
     parser.add_argument("--load-sockets", type=int, default=1000, help="sockets for delivery under load")
     parser.add_argument(
-        "--only", default="fanout,http,delivery", help="scenarios to run: fanout, http, delivery"
+        "--only", default="fanout,http,delivery,viral", help="scenarios to run: fanout, http, delivery, viral"
+    )
+    parser.add_argument("--watchers", default="0,1000,9000", help="viral: public watchers, comma-separated")
+    parser.add_argument(
+        "--storm-seconds", type=float, default=10.0, help="viral: length of the signing storm"
+    )
+    parser.add_argument("--signers", type=int, default=40_000, help="viral: users made to sign (one each)")
+    parser.add_argument(
+        "--count-interval", type=float, default=1.0, help="viral: the server's --count-interval"
+    )
+    parser.add_argument(
+        "--resume-signatures", type=int, default=1_000_000, help="viral: signatures in the DB before resuming"
+    )
+    parser.add_argument("--resume-repeats", type=int, default=20, help="viral: resumes timed per since")
+    parser.add_argument(
+        "--no-floor", action="store_true", help="viral: skip the idle fan-out to the most watchers"
     )
     parser.add_argument("--no-socketio", action="store_true", help="leave out the Node.js peer")
     parser.add_argument("--servers", help="fan-out servers to run, comma-separated names (default all)")
@@ -68,7 +83,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.runs, args.sockets, args.events = 1, "200,1000", 3
         args.seconds, args.load_sockets = 2.0, 200
+        if args.watchers == parser.get_default("watchers"):
+            args.watchers = "0,500"
+        args.signers, args.resume_signatures, args.resume_repeats = 8_000, 100_000, 5
+        args.storm_seconds = 3.0
     args.sizes = [int(n) for n in args.sockets.split(",")]
+    args.watcher_counts = [int(n) for n in args.watchers.split(",")]
     args.scenarios = set(args.only.split(","))
     return args
 
@@ -139,6 +159,8 @@ async def one_run(args: argparse.Namespace, run: int, work: Path, out) -> list[d
                     server, args.load_sockets, args.seconds, args.clients, args.authors
                 )
             )
+    if "viral" in args.scenarios:
+        await viral.run_all(args, work, keep)
     return results
 
 
