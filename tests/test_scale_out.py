@@ -588,10 +588,12 @@ async def test_a_milestone_crossed_through_both_processes_is_written_once(cluste
     a, b = cluster.start("a", "b", flags=("--response-threshold", "20"))
     author = await cluster.register(a, "author@example.org")
     signers = await asyncio.gather(*(cluster.register((a, b)[i % 2], f"s{i}@example.org") for i in range(40)))
+    feeds = [await cluster.connect(p, "/ws/petitions", author["token"]) for p in (a, b)]
+    for feed in feeds:
+        await hello_seq(feed)
     petition = await cluster.file_petition(a, author["token"], "Going viral")
     pid = petition["petition_id"]
-    feeds = [await cluster.connect(p, "/ws/petitions", author["token"]) for p in (a, b)]
-    starts = [await hello_seq(feed) for feed in feeds]
+    starts = [(await read_until(feed, 1))[-1]["seq"] for feed in feeds]  # the created event, everywhere
     await asyncio.gather(*(cluster.sign((a, b)[i % 2], s["token"], pid) for i, s in enumerate(signers)))
 
     for feed, start in zip(feeds, starts, strict=True):
