@@ -244,8 +244,9 @@ class EventFeedHandler(ChannelSocketHandler):
         changes = await self.runner.run(signature_store.counts_changed_since, since)
         if changes:
             self.send_text(counts_message(last, {change.petition_id: change.count for change in changes}))
+        # hello ends the replay; what went live meanwhile (held by the hub) follows it.
+        self.send_text('{"type":"hello","seq":%d}' % last)
         hub.activate(self, last)
-        self.send_text('{"type":"hello","seq":%d}' % self.last_sent_seq)
 
 
 class PublicFeedHandler(EventFeedHandler):
