@@ -93,3 +93,14 @@ export async function listAll(status) {
   } while (cursor);
   return petitions;
 }
+
+/** Whether the session behind the cookie is still good (false on a 401), for a feed deciding how to retry. */
+export async function checkSession() {
+  try {
+    await api.me();
+    return true;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return false;
+    throw error;
+  }
+}

@@ -2,7 +2,7 @@
 // link to its petition's page); signed in, "My petitions" and filing; for
 // admins, the dashboard with its queues. All kept live over WebSockets.
 
-import { api, ApiError, listAll } from "api.js";
+import { api, checkSession, listAll } from "api.js";
 import { Feed } from "feed.js";
 import { dashboardView } from "dashboard.js";
 import {
@@ -97,16 +97,6 @@ function stopFeeds() {
   for (const feed of state.feeds) feed.stop();
   state.feeds = [];
   renderConnection(state.feeds);
-}
-
-async function checkSession() {
-  try {
-    await api.me();
-    return true;
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 401) return false;
-    throw error;
-  }
 }
 
 function onMineMessage(message) {

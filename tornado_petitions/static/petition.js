@@ -3,7 +3,7 @@
 // (anonymous when signed out), and a Sign button that asks a signed-out
 // visitor to sign in or register in place and then signs.
 
-import { api, ApiError } from "api.js";
+import { api, checkSession } from "api.js";
 import { SignatureChart, bucketFor } from "chart.js";
 import { Feed } from "feed.js";
 import { describe, describeEvent, formatTime, setText, showMessage, signatureCount, statusLabel } from "render.js";
@@ -183,16 +183,6 @@ function startFeed() {
     ...signedIn,
   });
   state.feed.start();
-}
-
-async function checkSession() {
-  try {
-    await api.me();
-    return true;
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 401) return false;
-    throw error;
-  }
 }
 
 // -- signing ------------------------------------------------------------------------
