@@ -59,7 +59,43 @@ def hist_percentile(hist: dict[int, int], fraction: float, bucket: float) -> flo
     return math.nan
 
 
-class ClientGroup:
+class ClientProcesses:
+    """Load-generator processes on the client core: started together, each answering one JSON line a command.
+
+    ``ClientGroup`` (``bench.ws_client``) and the viral scenario's watchers
+    (``bench.viral_client``) share this: start, wait for each ``ready`` line,
+    read a line, kill at the end.
+    """
+
+    processes: list[asyncio.subprocess.Process]
+
+    async def _spawn(self, module: str, argv: list[list[str]], ready_timeout: float) -> None:
+        """Start one ``python -m module`` per entry of ``argv``; set ``ready``/``failed`` from their first lines."""
+        pin = ["taskset", "-c", str(CLIENT_CORE)] if PINNED else []
+        for args in argv:
+            process = await asyncio.create_subprocess_exec(
+                *pin, sys.executable, "-m", module, *args,
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=ROOT, limit=LINE_LIMIT,
+            )  # fmt: skip
+            self.processes.append(process)
+        ready = [await self._line(p, ready_timeout) for p in self.processes]
+        self.ready = sum(r["ready"] for r in ready)
+        self.failed = sum(r["failed"] for r in ready)
+
+    async def __aexit__(self, *exc: object) -> None:
+        for process in self.processes:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+
+    async def _line(self, process: asyncio.subprocess.Process, timeout: float) -> dict:
+        line = await asyncio.wait_for(process.stdout.readline(), timeout)
+        if not line:
+            raise RuntimeError(f"a client process exited early ({type(self).__name__})")
+        return ujson.loads(line)
+
+
+class ClientGroup(ClientProcesses):
     """Several ``bench.ws_client`` processes on the client core, holding ``count`` sockets between them."""
 
     def __init__(
@@ -75,7 +111,7 @@ class ClientGroup:
     async def __aenter__(self) -> ClientGroup:
         processes = max(1, math.ceil(self.count / SOCKETS_PER_PROCESS))
         shares = [self.count // processes + (i < self.count % processes) for i in range(processes)]
-        pin = ["taskset", "-c", str(CLIENT_CORE)] if PINNED else []
+        argv = []
         for share in shares:
             args = [
                 "--port", str(self.server.port), "--path", self.server.ws_path, "--count", str(share),
@@ -86,27 +122,9 @@ class ClientGroup:
                 args.append("--deflate")
             if self.server.socketio:
                 args.append("--socketio")
-            process = await asyncio.create_subprocess_exec(
-                *pin, sys.executable, "-m", "bench.ws_client", *args,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=ROOT, limit=LINE_LIMIT,
-            )  # fmt: skip
-            self.processes.append(process)
-        ready = [await self._line(p, 120) for p in self.processes]
-        self.ready = sum(r["ready"] for r in ready)
-        self.failed = sum(r["failed"] for r in ready)
+            argv.append(args)
+        await self._spawn("bench.ws_client", argv, ready_timeout=120)
         return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        for process in self.processes:
-            if process.returncode is None:
-                process.kill()
-            await process.wait()
-
-    async def _line(self, process: asyncio.subprocess.Process, timeout: float) -> dict:
-        line = await asyncio.wait_for(process.stdout.readline(), timeout)
-        if not line:
-            raise RuntimeError("a client process exited early")
-        return ujson.loads(line)
 
     async def all_got(self, index: int, timeout: float = 10.0) -> float:
         """Wait until every socket has event ``index``; the monotonic time the last one got it."""

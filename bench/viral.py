@@ -16,15 +16,22 @@ import bisect
 import datetime
 import itertools
 import math
-import sys
 import time
 from pathlib import Path
 
 import ujson
 
 from .http_client import HttpConnection, closed_loop
-from .scenarios import SOCKETS_PER_PROCESS, _load_figures, create_request, fanout, percentile, profiled
-from .targets import CLIENT_CORE, PINNED, ROOT, BroadcastServer, OurServer, SeedServer, Server
+from .scenarios import (
+    SOCKETS_PER_PROCESS,
+    ClientProcesses,
+    _load_figures,
+    create_request,
+    fanout,
+    percentile,
+    profiled,
+)
+from .targets import BroadcastServer, OurServer, SeedServer, Server
 from .viral_resume import resume_cost
 from .viral_server import Accounts, ViralServer, public_path, seed_template
 
@@ -34,7 +41,7 @@ USER_PROBE_EVERY = 10  # and every 10th of the author's sockets
 STATUS_TARGET = "under_review"
 
 
-class WatcherGroup:
+class WatcherGroup(ClientProcesses):
     """Client processes holding the public watchers (1,250 a process) and one holding the rest."""
 
     def __init__(
@@ -50,41 +57,15 @@ class WatcherGroup:
         self.processes: list[asyncio.subprocess.Process] = []
 
     async def __aenter__(self) -> WatcherGroup:
-        pin = ["taskset", "-c", str(CLIENT_CORE)] if PINNED else []
+        argv = []
         for spec in self.specs:
             args = ["--port", str(self.server.port), "--petition", str(self.petition)]
             args += ["--interval", str(self.interval), "--marker", f'"{STATUS_TARGET}"']
             for kind, count, every, greetings, path in spec:
                 args += ["--group", kind, str(count), str(every), str(greetings), path]
-            self.processes.append(
-                await asyncio.create_subprocess_exec(
-                    *pin,
-                    sys.executable,
-                    "-m",
-                    "bench.viral_client",
-                    *args,
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                    cwd=ROOT,
-                    limit=2**28,
-                )  # fmt: skip
-            )
-        ready = [await self._line(p, 300) for p in self.processes]
-        self.ready = sum(r["ready"] for r in ready)
-        self.failed = sum(r["failed"] for r in ready)
+            argv.append(args)
+        await self._spawn("bench.viral_client", argv, ready_timeout=300)
         return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        for process in self.processes:
-            if process.returncode is None:
-                process.kill()
-            await process.wait()
-
-    async def _line(self, process: asyncio.subprocess.Process, timeout: float) -> dict:
-        line = await asyncio.wait_for(process.stdout.readline(), timeout)
-        if not line:
-            raise RuntimeError("a viral client process exited early")
-        return ujson.loads(line)
 
     async def _ask(self, command: bytes) -> list[dict]:
         for process in self.processes:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import gc
 import math
 import os
@@ -36,7 +35,7 @@ import time
 
 import ujson
 
-from .ws_client import SocketClient, _say
+from .ws_client import SocketClient, _say, handshake
 
 JITTER = 0.9  # counts frames closer than this share of the interval count as extra
 
@@ -123,19 +122,6 @@ class Watch:
         self.greeted = 0
         self.failed = 0  # read by SocketClient when a handshake is refused
         self.closed = 0  # sockets the server closed (SocketClient.connection_lost)
-
-
-def handshake(host: str, port: int, path: str) -> bytes:
-    key = base64.b64encode(os.urandom(16)).decode()
-    lines = [
-        f"GET {path} HTTP/1.1",
-        f"Host: {host}:{port}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {key}",
-        "Sec-WebSocket-Version: 13",
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 def group_report(group: Group, interval: float) -> dict:

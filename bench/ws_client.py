@@ -200,20 +200,25 @@ def _say(document: dict) -> None:
     sys.stdout.flush()
 
 
-async def main(args: argparse.Namespace) -> None:
-    feed = Feed(args.mode, args.count)
+def handshake(host: str, port: int, path: str, deflate: bool = False) -> bytes:
+    """The upgrade request every socket of a process sends (one key serves them all: the server only hashes it)."""
     key = base64.b64encode(os.urandom(16)).decode()
     lines = [
-        f"GET {args.path} HTTP/1.1",
-        f"Host: {args.host}:{args.port}",
+        f"GET {path} HTTP/1.1",
+        f"Host: {host}:{port}",
         "Upgrade: websocket",
         "Connection: Upgrade",
         f"Sec-WebSocket-Key: {key}",
         "Sec-WebSocket-Version: 13",
     ]
-    if args.deflate:
+    if deflate:
         lines.append("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits")
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def main(args: argparse.Namespace) -> None:
+    feed = Feed(args.mode, args.count)
+    request = handshake(args.host, args.port, args.path, args.deflate)
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(args.concurrency)
     clients: list[SocketClient] = []
