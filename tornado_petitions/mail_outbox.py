@@ -53,19 +53,24 @@ def _constants(change_key: str, kind: str, note: str | None, milestone: str | No
     }
 
 
+def _row(c: dict, recipient: peewee.Field, petition: peewee.Field) -> tuple:
+    """The outbox columns (``_FIELDS``) selected for each ``recipient`` of ``petition``."""
+    return (
+        c["key"],
+        recipient,
+        petition,
+        c["kind"],
+        Petition.title,
+        Petition.status,
+        c["note"],
+        c["milestone"],
+        *c["rest"],
+    )
+
+
 def _queue_author(petition_id: int, c: dict) -> None:
     query = (
-        Petition.select(
-            c["key"],
-            Petition.author,
-            Petition.id,
-            c["kind"],
-            Petition.title,
-            Petition.status,
-            c["note"],
-            c["milestone"],
-            *c["rest"],
-        )  # fmt: skip
+        Petition.select(*_row(c, Petition.author, Petition.id))
         .join(User, on=(Petition.author == User.id))
         .where((Petition.id == petition_id) & (User.email_updates == True))  # noqa: E712
     )
@@ -74,17 +79,7 @@ def _queue_author(petition_id: int, c: dict) -> None:
 
 def _queue_signers(petition_id: int, c: dict) -> None:
     query = (
-        Signature.select(
-            c["key"],
-            Signature.user,
-            Signature.petition,
-            c["kind"],
-            Petition.title,
-            Petition.status,
-            c["note"],
-            c["milestone"],
-            *c["rest"],
-        )  # fmt: skip
+        Signature.select(*_row(c, Signature.user, Signature.petition))
         .join(Petition, on=(Signature.petition == Petition.id))
         .join(User, on=(Signature.user == User.id))
         .where((Signature.petition == petition_id) & (User.email_updates == True))  # noqa: E712
