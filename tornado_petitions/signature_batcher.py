@@ -38,7 +38,7 @@ class SignatureBatcher:
         self._apply = apply
         self._publisher = publisher
         self._queue: list[tuple[SignatureRequest, asyncio.Future]] = []
-        self._writing = False
+        self._writing: asyncio.Task | None = None
 
     async def submit(self, request: SignatureRequest) -> dict:
         """The petition after ``request`` committed; raises its ApiError (404, 409) instead.
@@ -48,9 +48,9 @@ class SignatureBatcher:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._queue.append((request, future))
-        if not self._writing:
-            self._writing = True
-            loop.call_soon(lambda: asyncio.ensure_future(self._write_batches()))
+        if self._writing is None:
+            # Starts on the next turn of the loop: requests read in this turn join the batch.
+            self._writing = loop.create_task(self._write_batches())
         return await future
 
     async def _write_batches(self) -> None:
@@ -78,4 +78,4 @@ class SignatureBatcher:
                     else:
                         future.set_result(result)
         finally:
-            self._writing = False
+            self._writing = None

@@ -141,6 +141,8 @@ def apply_batch(requests: Sequence[SignatureRequest], milestones: Milestones = M
 
 
 def _milestones_due(count: int, reached_json: str, milestones: Milestones) -> list[str]:
+    if count < min(milestones.response_threshold, milestones.debate_threshold):
+        return []  # the usual case on the hot path: no JSON to read
     reached = {entry["milestone"] for entry in wire.loads(reached_json)}
     return milestones_crossed(count, reached, milestones.response_threshold, milestones.debate_threshold)
 
