@@ -1,1 +1,1 @@
-"""Benchmarks of tornado_petitions beside its peers (``make bench``; see README "Performance")."""
+"""Benchmarks of tornado_petitions beside its peers (``make bench``; see docs/performance.md)."""

@@ -31,7 +31,7 @@ def _ratio(ours: float, theirs: float) -> str:
 
 
 def table(results: list[dict], args: argparse.Namespace) -> str:
-    """The README table: one row per measurement, one column per server, then our ratios."""
+    """The table of docs/performance.md: one row per measurement, one column per server, then our ratios."""
     servers = [OURS, *(p for p in PEERS if any(r["server"] == p for r in results))]
     head = ["measurement (median of runs)", *servers, *(f"ours / {p}" for p in servers[1:])]
     rows: list[list[str]] = []

@@ -1,4 +1,4 @@
-"""The viral table: ours and the seed at each watcher count, side by side, then the targets of issue 11.
+"""The viral table: ours and the seed at each watcher count, side by side, then the viral targets (docs/performance.md).
 
 Every figure is the median over the runs; every ratio is taken within a
 run (the same machine minute for both sides) and its median printed.
@@ -182,7 +182,7 @@ def _creates_and_resume(results: list[dict], args: argparse.Namespace) -> list[s
 
 
 def targets(results: list[dict], args: argparse.Namespace) -> list[str]:
-    """One line per target of issue 11: the figure, the bound, met or not."""
+    """One line per viral target: the figure, the bound, met or not."""
     top = max(args.watcher_counts)
     low = min(args.watcher_counts)
     viral = [r for r in results if r["scenario"] == "viral"]

@@ -96,7 +96,7 @@ def seed_signatures(args: argparse.Namespace) -> None:
         f'INSERT INTO "signature" (petition_id, user_id, {names}) {cte} SELECT {petition_of}, {first} + i, '
         f'{select} FROM n, (SELECT * FROM "signature" WHERE id = {template_signature}) t'
     )
-    # The count as the server keeps it; a count_version (issue 11) moves as a folded batch would move it.
+    # The count as the server keeps it; a count_version (docs/architecture.md) moves as a folded batch would move it.
     bump = ', "count_version" = "count_version" + 1' if "count_version" in _columns(conn, "petition") else ""
     conn.execute(
         'UPDATE "petition" SET signature_count = '

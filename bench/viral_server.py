@@ -44,7 +44,7 @@ class ViralServer(OurServer):
 
     @property
     def anonymous(self) -> bool:
-        """Whether this checkout's public feed opens without a token (issue 11)."""
+        """Whether this checkout's public feed opens without a token (an older --ours-src checkout needs one)."""
         return "--max-anonymous-sockets-per-address" in serve_help(self)
 
 

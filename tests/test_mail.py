@@ -292,7 +292,7 @@ async def test_a_milestone_mails_the_author_and_every_signer_once(api, app, catc
     petition = await api.file_petition(ann["token"], "Trees on Main Street")
     people = await signers(api, petition, 5)
     await api.patch("/api/me", {"email_updates": False}, people[4]["token"])
-    # What the signature batch that crosses the threshold does, inside its own transaction (issue 11).
+    # What the signature batch that crosses the threshold does, inside its own transaction (docs/architecture.md "Milestones").
     with MailOutbox._meta.database.atomic():
         mail_outbox.queue_milestone_mail(petition["petition_id"], "response")
         mail_outbox.queue_milestone_mail(petition["petition_id"], "response")  # a retry adds nothing

@@ -143,7 +143,7 @@ async def test_queues_oldest_first_with_overdue_moderation(api, make_admin):
     queues = (await api.get("/api/admin/queues", admin["token"])).body
     assert [p["title"] for p in queues["moderation"]] == ["First", "Third"]
 
-    # What the signature batch writes when a petition crosses the thresholds (issue 11's code).
+    # What the signature batch writes when a petition crosses the thresholds (docs/architecture.md "Milestones").
     def reach(petition: dict, milestones: list[tuple[str, str]]) -> None:
         shape = [{"milestone": name, "at": at} for name, at in milestones]
         Petition.update(milestones=json.dumps(shape), awaiting_response=True).where(

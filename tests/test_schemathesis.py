@@ -84,7 +84,7 @@ def test_api_conforms_to_its_document(case, live):
 
 
 def test_schemathesis_run_with_every_check_and_the_stateful_phase_finds_nothing(live, tmp_path):
-    """``st run`` as the README gives it: every phase (stateful too), every default check, nothing excluded."""
+    """``st run`` as docs/testing.md gives it: every phase (stateful too), every default check, nothing excluded."""
     env = {
         **os.environ,
         "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",

@@ -1,4 +1,4 @@
-"""The one error type the API raises; handlers turn it into the SPEC's JSON body."""
+"""The one error type the API raises; handlers turn it into the JSON error body (docs/api.md "Errors")."""
 
 from __future__ import annotations
 

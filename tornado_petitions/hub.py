@@ -26,7 +26,7 @@ log = logging.getLogger("tornado_petitions.hub")
 
 CHANNELS = ("user", "public", "admin")
 
-# Close codes: the contract the web page acts on (see README "Close codes").
+# Close codes: the contract the web page acts on (docs/protocol.md "Close codes").
 CLOSE_GOING_AWAY = 1001
 CLOSE_HEARTBEAT_TIMEOUT = 4000
 CLOSE_TOO_SLOW = 4008

@@ -4,7 +4,7 @@ Keys are strings such as ``login-email:ann@example.org``.  ``RateLimiter``
 counts in this process only, so N processes allow up to N times the limit;
 ``RedisRateLimiter`` (with ``--redis``) keeps one counter per key and window
 in Redis for every process of the deployment, and counts in this process
-while Redis does not answer (noted in the README's Operating section).
+while Redis does not answer (docs/operations.md "Rate limits").
 """
 
 from __future__ import annotations

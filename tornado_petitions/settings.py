@@ -61,14 +61,14 @@ class Settings:
     # Behind a load balancer: take the client address and scheme from X-Forwarded-For/-Proto
     # (X-Real-IP) so per-address rate limits and logs see clients, not the proxy.
     xheaders: bool = False
-    # Accept permessage-deflate when a client offers it (per-socket CPU and memory: see README).
+    # Accept permessage-deflate when a client offers it (per-socket CPU and memory: docs/performance.md).
     ws_compression: bool = False
     xsrf_cookies: bool = True
     db_workers: int = 4
     # None: run database work inline for SQLite and in the executor otherwise.
     db_inline: bool | None = None
     log_level: str = "info"
-    # The petitions office (SPEC "The petitions office"); its thresholds are above.
+    # The petitions office (docs/api.md "The petitions office"); its thresholds are above.
     # Days a petition takes signatures after it is filed (closes_at = submitted_at + this).
     signing_days: float = 180.0
     # Days a submitted petition may wait for moderation before its queue entry is overdue.

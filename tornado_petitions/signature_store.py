@@ -30,7 +30,7 @@ log = logging.getLogger("tornado_petitions.signatures")
 
 # A resume also resends the counts changed this recently, whatever their
 # count_seq: a batch committed in one process can reach another process's
-# sockets after a lifecycle event committed later (README "Counts").
+# sockets after a lifecycle event committed later (docs/architecture.md, "Signatures").
 RESUME_MARGIN = datetime.timedelta(seconds=30)
 
 BUCKETS = ("minute", "hour", "day")

@@ -1,7 +1,7 @@
 """The statements every request runs, written out once as SQL instead of built by Peewee each time.
 
 Peewee compiles a query's SQL anew on every execution; on the create path
-that compiling was most of the request's CPU time (README "Performance").
+that compiling was most of the request's CPU time (docs/performance.md).
 The few statements on the hot path (token lookup, next seq, petition and
 event inserts, one petition by id) live here as text with ``?``
 placeholders and run on whichever database the models are bound to

@@ -8,7 +8,7 @@ below, so the document cannot promise what the server refuses.
 Text is trimmed of ASCII whitespace only (``TRIMMED``), so the document's
 ``pattern``s (ECMA regexes, whose ``\\s`` differs from Python's
 ``str.strip``) say the same thing as the check.  pydantic-core measured
-faster than ujson plus the hand-written reader it replaced (see the README).
+faster than ujson plus the hand-written reader it replaced (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 // One live WebSocket channel that survives drops: exponential backoff with
-// jitter, resume with `?since=<last seq seen>`, and the close codes of SPEC:
+// jitter, resume with `?since=<last seq seen>`, and the close codes of docs/protocol.md:
 //   1001 going away, 4000 heartbeat timeout, 4008 too slow -> reconnect (and resume)
 //   4401 token expired or revoked                          -> back to sign-in, no retry
 //   4429 too many sockets for this user or address         -> back off for longer
