@@ -1,6 +1,7 @@
 """The command line: ``serve``, ``create-user`` and ``prune-events``.
 
-Flags win over environment variables, which win over the defaults in
+Installed, it is the ``tornado-petitions`` command; ``python -m tornado_petitions``
+is the same.  Flags win over environment variables, which win over the defaults in
 ``settings.Settings``.  Passwords are read from a prompt or stdin, never argv.
 """
 
@@ -10,11 +11,12 @@ import argparse
 import asyncio
 import dataclasses
 import getpass
+import importlib.metadata
 import logging
 import os
 import sys
 
-from . import accounts, petition_store
+from . import __version__, accounts, petition_store
 from .errors import ApiError
 from .models import bind_database, close_database, open_database
 from .settings import Settings
@@ -136,8 +138,17 @@ def _add_serve_flags(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tornado_petitions", description=__doc__)
+def installed_version() -> str:
+    """The version of the installed distribution; the source's own when run from a checkout."""
+    try:
+        return importlib.metadata.version("tornado_petitions")
+    except importlib.metadata.PackageNotFoundError:
+        return __version__
+
+
+def build_parser(prog: str = "tornado-petitions") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser(
@@ -223,8 +234,9 @@ def prune_events(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "tornado-petitions") -> int:
+    """The ``tornado-petitions`` console script (``python -m tornado_petitions`` passes its own ``prog``)."""
+    args = build_parser(prog).parse_args(argv)
     if args.command == "create-user":
         return create_user(args)
     if args.command == "prune-events":
