@@ -25,6 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def fenced_block(language: str, containing: str) -> str:
 
 
 def replace_once(text: str, old: str, new: str) -> str:
-    assert text.count(old) == 1, f"{old!r} should appear once in the document's nginx block"
+    assert text.count(old) == 1, f"{old!r} should appear once in the document's block:\n{text}"
     return text.replace(old, new)
 
 
@@ -402,3 +403,18 @@ def test_the_environment_file_and_the_units_command_line_give_the_settings_behin
     timeouts = [int(seconds) for seconds in re.findall(r"proxy_(?:read|send)_timeout (\d+)s;", nginx)]
     assert len(timeouts) == 2 and min(timeouts) > settings.ping_interval > 0
     assert Settings().ping_interval == settings.ping_interval
+
+
+def test_systemd_accepts_the_unit(tmp_path):
+    environment_file = fenced_block("sh", "# /etc/tornado-petitions/env")
+    unit = fenced_block("ini", "# /etc/systemd/system/tornado-petitions@.service")
+    (tmp_path / "env").write_text(environment_file)
+    unit = replace_once(
+        unit, "EnvironmentFile=/etc/tornado-petitions/env", f"EnvironmentFile={tmp_path / 'env'}"
+    )
+    # systemd-analyze checks that the program exists: this Python stands in for the installed command.
+    unit = replace_once(unit, "/opt/tornado-petitions/bin/tornado-petitions", sys.executable)
+    (tmp_path / "tornado-petitions@.service").write_text(unit)
+    verify = ["systemd-analyze", "verify", str(tmp_path / "tornado-petitions@8001.service")]
+    done = subprocess.run(verify, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout + done.stderr) == (0, "")
