@@ -72,7 +72,12 @@ def build_wheel(directory: Path) -> Path:
     shutil.copytree(PACKAGE, source / PACKAGE.name, ignore=shutil.ignore_patterns("__pycache__"))
     wheels = directory / "wheels"
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-q"]
-    subprocess.run([*command, "--wheel-dir", str(wheels), str(source)], check=True, capture_output=True)
+    subprocess.run(
+        [*command, "--wheel-dir", str(wheels), str(source)],
+        check=True,
+        capture_output=True,
+        env=user_environment(),
+    )
     (wheel,) = wheels.glob("tornado_petitions-*.whl")
     return wheel
 
@@ -81,8 +86,12 @@ def install_alone(wheel: Path, venv: Path) -> None:
     """A virtualenv with the wheel and what it declares, nothing else; this pip installs into it."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     command = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install"]
+    # The user's environment: with PYTHONPATH on the source tree, pip would take the package as installed.
     done = subprocess.run(
-        [*command, "--disable-pip-version-check", "-q", str(wheel)], capture_output=True, text=True
+        [*command, "--disable-pip-version-check", "-q", str(wheel)],
+        capture_output=True,
+        text=True,
+        env=user_environment(),
     )
     assert done.returncode == 0, done.stderr
 
