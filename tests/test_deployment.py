@@ -171,19 +171,26 @@ class Front:
         return self.processes[0], self.processes[1]
 
     def stop(self) -> list[int]:
+        """Close the clients, stop nginx, then the processes (each even if the one before failed); their codes."""
         try:
             self.sockets.close()
-            if self.nginx is not None:
-                self.nginx.stop()
         finally:
-            codes = [process.stop() for process in self.processes]  # never leave a server behind
-            client = redis.Redis.from_url(self.redis_url)
             try:
-                for key in client.scan_iter(f"{self.channel}:*"):
-                    client.delete(key)
+                if self.nginx is not None:
+                    self.nginx.stop()
             finally:
-                client.close()
+                codes = [process.stop() for process in self.processes]  # never leave a server behind
+                self.delete_redis_keys()
         return codes
+
+    def delete_redis_keys(self) -> None:
+        """Drop what the processes left in the shared Redis (rate-limit counters under the channel)."""
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            for key in client.scan_iter(f"{self.channel}:*"):
+                client.delete(key)
+        finally:
+            client.close()
 
     def logs(self) -> str:
         parts = [f"--- {p.name}\n{p.log()}" for p in self.processes]
