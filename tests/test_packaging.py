@@ -87,8 +87,10 @@ def install_alone(wheel: Path, venv: Path) -> None:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     command = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install"]
     # The user's environment: with PYTHONPATH on the source tree, pip would take the package as installed.
+    # The pins constrain the ranges, so a new release elsewhere cannot break the suite (or slow it).
+    constraints = ["-c", str(ROOT / "requirements.txt")]
     done = subprocess.run(
-        [*command, "--disable-pip-version-check", "-q", str(wheel)],
+        [*command, "--disable-pip-version-check", "-q", *constraints, str(wheel)],
         capture_output=True,
         text=True,
         env=user_environment(),
