@@ -44,6 +44,8 @@ RATE_FLAGS = (
     "--login-per-email=1000000",
     "--register-per-address=1000000",
     "--signatures-per-user=1000000",
+    "--filings-per-user=1000000",
+    "--filings-per-address=1000000",
 )
 
 

@@ -222,6 +222,8 @@ class OurServer(ApiServer):
         module = "bench.executor_serve" if self.executor else "tornado_petitions"
         flags = ["--port", str(self.port), "--host", "127.0.0.1", "--db", self.db_url]
         flags += ["--max-sockets-per-user", "100000"] + (["--ws-compression"] if self.compression else [])
+        # The create scenario files thousands of petitions from a few accounts on one address.
+        flags += ["--filings-per-user", "100000000", "--filings-per-address", "100000000"]
         return [sys.executable, "-m", module, "serve", *flags]
 
     async def start(self) -> None:

@@ -3,7 +3,7 @@
 One petition; W anonymous sockets on ``/ws/petitions`` (spread over client
 processes), 100 on its author's channel and 10 admins on ``/ws/admin``;
 32 clients sign it as fast as they can, each request as a different user
-(made beforehand by ``bench.viral_seed``: registering would cost a scrypt
+(made beforehand by ``bench.viral_seed``: registering would cost a password
 hash each). Half-way through, an admin moves it ``submitted ->
 under_review``. The seed has no signatures endpoint and no admin channel:
 it holds the same watchers and delivers the same status change, idle.

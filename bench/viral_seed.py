@@ -1,6 +1,6 @@
 """Fill a tornado_petitions SQLite file for the viral benchmark, before (or between) server runs.
 
-Registering through the API costs one scrypt hash per user, so the users
+Registering through the API costs one password hash per user, so the users
 the storm needs are written straight into the database through the
 server's own ``accounts`` and models (one hash shared by every account;
 ``accounts.issue_token`` makes each token as a sign-in would):

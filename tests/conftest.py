@@ -32,6 +32,8 @@ GENEROUS_RATES = RateLimits(
     login_per_address=100_000,
     register_per_address=100_000,
     signatures_per_user=100_000,
+    filings_per_user=100_000,
+    filings_per_address=100_000,
 )
 
 

@@ -24,7 +24,14 @@ from tests.conftest import GENEROUS_RATES, json_request
 # conftest's GENEROUS_RATES as ``serve`` flags; rate-limit tests pass their own.
 GENEROUS_RATE_FLAGS = tuple(
     f"--{field.replace('_', '-')}={getattr(GENEROUS_RATES, field)}"
-    for field in ("login_per_email", "login_per_address", "register_per_address", "signatures_per_user")
+    for field in (
+        "login_per_email",
+        "login_per_address",
+        "register_per_address",
+        "signatures_per_user",
+        "filings_per_user",
+        "filings_per_address",
+    )
 )
 
 

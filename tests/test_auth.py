@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import hashlib
+import os
 
+import argon2
 import pytest
 
+from tornado_petitions import accounts
 from tornado_petitions.accounts import hash_token, verify_password
 from tornado_petitions.models import AuthToken, User
+
+# OWASP's argon2id parameters, as the stored hash says them.
+ARGON2ID_PREFIX = "$argon2id$v=19$m=19456,t=2,p=1$"
 
 
 @pytest.mark.gen_test
@@ -45,7 +53,7 @@ async def test_secrets_are_stored_hashed(api, app):
     registered = await api.register("bob@example.org", "Bob", "a long passphrase")
     user = User.get(User.email == "bob@example.org")
     assert "a long passphrase" not in user.password_hash
-    assert user.password_hash.startswith("scrypt$")
+    assert user.password_hash.startswith(ARGON2ID_PREFIX)
     assert verify_password("a long passphrase", user.password_hash)
     assert not verify_password("a long passphrasE", user.password_hash)
     stored = [row.token_hash for row in AuthToken.select()]
@@ -77,6 +85,63 @@ async def test_register_names_every_invalid_field(api):
     response = await api.post("/api/auth/register", {"email": "no-at-sign", "name": "", "password": "short"})
     assert response.status == 422
     assert set(response.body["error"]["fields"]) == {"email", "name", "password"}
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(
+    "password, message",
+    [
+        (" " * 8, "must not be only whitespace"),
+        ("\t\n \r\f\v\t\n", "must not be only whitespace"),
+        (" " * 3, "must be at least 8 characters"),
+        ("seven77", "must be at least 8 characters"),
+    ],
+    ids=["eight-spaces", "ascii-whitespace", "three-spaces", "seven-characters"],
+)
+async def test_a_short_or_only_whitespace_password_is_422_naming_password(api, password, message):
+    body = {"email": "fay@example.org", "name": "Fay", "password": password}
+    response = await api.post("/api/auth/register", body)
+    assert response.status == 422, response.body
+    assert response.body["error"]["fields"] == {"password": message}
+
+
+@pytest.mark.gen_test
+async def test_a_password_is_kept_as_sent_spaces_and_all(api):
+    await api.register("gil@example.org", password="  ab  cd  ")
+    assert (
+        await api.post("/api/auth/login", {"email": "gil@example.org", "password": "ab  cd"})
+    ).status == 401
+    signed_in = await api.post("/api/auth/login", {"email": "gil@example.org", "password": "  ab  cd  "})
+    assert signed_in.status == 200
+
+
+def scrypt_hash(password: str) -> str:
+    """A hash as the service stored them before argon2id: ``scrypt$n$r$p$salt$key``."""
+    salt = os.urandom(16)
+    key = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, maxmem=64 * 1024 * 1024)
+    return f"scrypt$16384$8$1${base64.b64encode(salt).decode()}${base64.b64encode(key).decode()}"
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize(
+    "old_hash",
+    [scrypt_hash, argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash],
+    ids=["scrypt", "weaker-argon2id"],
+)
+async def test_an_older_hash_is_upgraded_at_the_next_sign_in(api, old_hash):
+    accounts.create_user("hal@example.org", "Hal", old_hash("an old passphrase"))
+    stored = User.get(User.email == "hal@example.org").password_hash
+    assert not stored.startswith(ARGON2ID_PREFIX)
+    wrong = await api.post("/api/auth/login", {"email": "hal@example.org", "password": "not it at all"})
+    assert wrong.status == 401
+    assert User.get(User.email == "hal@example.org").password_hash == stored  # a failure upgrades nothing
+    body = {"email": "hal@example.org", "password": "an old passphrase"}
+    assert (await api.post("/api/auth/login", body)).status == 200
+    upgraded = User.get(User.email == "hal@example.org").password_hash
+    assert upgraded.startswith(ARGON2ID_PREFIX)
+    assert verify_password("an old passphrase", upgraded)
+    assert (await api.post("/api/auth/login", body)).status == 200
+    assert User.get(User.email == "hal@example.org").password_hash == upgraded  # upgraded once
 
 
 @pytest.mark.gen_test

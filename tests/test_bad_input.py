@@ -70,7 +70,7 @@ async def test_oversized_body_is_413(api):
     assert response.body["error"]["code"] == "payload_too_large"
 
 
-@pytest.mark.gen_test
+@pytest.mark.gen_test(timeout=60)  # a password hash for each of its sign-ins, on a busy machine
 async def test_every_field_of_every_write_survives_nasty_values(api, make_admin):
     ann = await api.register("ann@example.org")
     admin = make_admin()

@@ -38,6 +38,11 @@ def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
+def json_bearer(token: str) -> dict:
+    """For a raw JSON body (``content=``), which httpx sends without a Content-Type."""
+    return {**bearer(token), "Content-Type": "application/json"}
+
+
 def test_a_cookie_keeping_client_registers_signs_in_again_files_signs_and_signs_out(client):
     ann = client.post(
         "/api/auth/register", json={"email": "ann@clients.org", "name": "Ann", "password": PASSWORD}
@@ -142,14 +147,14 @@ def still_serving(live: LiveServer) -> None:
 
 
 def test_a_body_at_the_limit_is_read(live, client, ann_token):
-    response = client.post("/api/petitions", content=petition_body(LIMIT), headers=bearer(ann_token))
+    response = client.post("/api/petitions", content=petition_body(LIMIT), headers=json_bearer(ann_token))
     assert response.status_code == 422, response.text  # read and parsed: the description is too long
     assert set(response.json()["error"]["fields"]) == {"description"}
 
 
 @pytest.mark.parametrize("size", [LIMIT + 1, 2_000_000, 50_000_000], ids=["limit+1", "2MB", "50MB"])
 def test_a_body_over_the_limit_with_content_length_is_the_json_413(live, client, ann_token, size):
-    response = client.post("/api/petitions", content=petition_body(size), headers=bearer(ann_token))
+    response = client.post("/api/petitions", content=petition_body(size), headers=json_bearer(ann_token))
     assert_413(response)
     assert response.headers["Connection"] == "close"
     still_serving(live)
@@ -162,7 +167,7 @@ def test_a_chunked_body_over_the_limit_is_the_json_413(live, client, ann_token):
             yield b"x" * 16384
         yield b'"}'
 
-    response = client.post("/api/petitions", content=chunks(), headers=bearer(ann_token))
+    response = client.post("/api/petitions", content=chunks(), headers=json_bearer(ann_token))
     assert response.request.headers["Transfer-Encoding"] == "chunked"
     assert_413(response)
     still_serving(live)
@@ -173,7 +178,7 @@ def test_a_chunked_body_under_the_limit_is_read(live, client, ann_token):
         yield b'{"title": "Chunked", '
         yield b'"description": "small"}'
 
-    response = client.post("/api/petitions", content=chunks(), headers=bearer(ann_token))
+    response = client.post("/api/petitions", content=chunks(), headers=json_bearer(ann_token))
     assert response.status_code == 201, response.text
 
 

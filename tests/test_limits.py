@@ -11,11 +11,18 @@ import pytest
 from tests.conftest import read_json
 from tornado_petitions.errors import ApiError
 from tornado_petitions.hub import CLOSE_TOO_MANY_SOCKETS
-from tornado_petitions.rate_limit import RateLimiter
+from tornado_petitions.rate_limit import RateLimiter, Rule
 from tornado_petitions.settings import Limits, RateLimits, Settings
 
 RATES = RateLimits(
-    window_seconds=60.0, login_per_email=3, login_per_address=5, register_per_address=4, signatures_per_user=2
+    window_seconds=60.0,
+    login_per_email=3,
+    login_per_address=5,
+    register_per_address=4,
+    signatures_per_user=2,
+    filing_window_seconds=24 * 3600.0,
+    filings_per_user=3,
+    filings_per_address=4,
 )
 LIMITS = Limits(body_bytes=2_000, ws_message_bytes=256, note_max=50, title_max=40, description_max=300)
 
@@ -28,31 +35,59 @@ def db_backend() -> str:
 
 @pytest.fixture
 def settings(db_url) -> Settings:
-    return Settings(db_url=db_url, rate_limits=RATES, limits=LIMITS, max_sockets_per_user=2)
+    # Behind a load balancer: tests choose client addresses with X-Forwarded-For.
+    return Settings(db_url=db_url, rate_limits=RATES, limits=LIMITS, max_sockets_per_user=2, xheaders=True)
 
 
-def assert_too_many(response) -> int:
+def assert_too_many(response, window_seconds: float = RATES.window_seconds) -> int:
     """A 429 in the documented shape; returns its Retry-After (whole seconds within the window)."""
     assert response.status == 429, response.body
     assert response.body["error"]["code"] == "too_many_requests"
     retry_after = int(response.headers["Retry-After"])
-    assert 1 <= retry_after <= RATES.window_seconds
+    assert 1 <= retry_after <= window_seconds
     return retry_after
 
 
-async def login(api, email: str, password: str = "wrong password"):
-    return await api.post("/api/auth/login", {"email": email, "password": password})
+async def login(api, email: str, password: str = "wrong password", address: str | None = None):
+    headers = {"X-Forwarded-For": address} if address else None
+    return await api.call("POST", "/api/auth/login", {"email": email, "password": password}, headers=headers)
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_sign_in_attempts_per_email_are_limited_even_with_the_right_password(api):
+async def test_sign_in_failures_per_email_and_address_are_limited_even_with_the_right_password(api):
     await api.register("ann@example.org", password="correct horse")
     for _ in range(RATES.login_per_email):
-        assert (await login(api, "ann@example.org")).status == 401
+        assert (await login(api, "ann@example.org", address="198.51.100.7")).status == 401
     # The same address, differently cased, is the same account.
-    assert_too_many(await login(api, "ANN@example.org", "correct horse"))
+    assert_too_many(await login(api, "ANN@example.org", "correct horse", address="198.51.100.7"))
     # Another account from the same address still gets its tries (the address limit is higher).
-    assert (await login(api, "bob@example.org")).status == 401
+    assert (await login(api, "bob@example.org", address="198.51.100.7")).status == 401
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_no_one_elses_failures_lock_an_owner_out_not_even_a_botnets(api):
+    await api.register("admin@example.org", password="correct horse")
+    # Many addresses, each up to its limit of failures for this account and one over.
+    for bot in range(8):
+        address = f"203.0.113.{bot}"
+        for _ in range(RATES.login_per_email):
+            assert (await login(api, "admin@example.org", address=address)).status == 401
+        assert_too_many(await login(api, "admin@example.org", address=address))
+    owner = await login(api, "admin@example.org", "correct horse", address="192.0.2.10")
+    assert owner.status == 200, owner.body
+    # With no forwarded address: the peer's own, which no bot used either.
+    assert (await login(api, "admin@example.org", "correct horse")).status == 200
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_only_failed_sign_ins_count(api):
+    await api.register("ann@example.org", password="correct horse")
+    for _ in range(RATES.login_per_address + 2):
+        assert (await login(api, "ann@example.org", "correct horse", address="192.0.2.1")).status == 200
+    # Failures after those successes get their full allowance.
+    for _ in range(RATES.login_per_email):
+        assert (await login(api, "ann@example.org", address="192.0.2.1")).status == 401
+    assert_too_many(await login(api, "ann@example.org", address="192.0.2.1"))
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -60,6 +95,39 @@ async def test_sign_in_attempts_per_address_are_limited_across_emails(api):
     for number in range(RATES.login_per_address):
         assert (await login(api, f"user{number}@example.org")).status == 401
     assert_too_many(await login(api, "someone-new@example.org"))
+    # The refusal counted against no (email, address) pair: that email still has its tries elsewhere
+    # and, once this address's window ends, here too.
+    assert (await login(api, "someone-new@example.org", address="192.0.2.2")).status == 401
+
+
+async def file(api, token: str, title: str, address: str | None = None):
+    headers = {"X-Forwarded-For": address} if address else None
+    body = {"title": title, "description": "Filed to test the limits."}
+    return await api.call("POST", "/api/petitions", body, token, headers=headers)
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_filings_are_limited_per_user_and_per_address_in_a_day_window(api):
+    ann = await api.register("ann@example.org")
+    bob = await api.register("bob@example.org")
+    cara = await api.register("cara@example.org")
+    # A refused body takes no slot.
+    assert (await file(api, ann["token"], "")).status == 422
+    for number in range(RATES.filings_per_user):
+        assert (await file(api, ann["token"], f"Ann's petition {number}")).status == 201
+    refused = await file(api, ann["token"], "One too many")
+    retry_after = assert_too_many(refused, RATES.filing_window_seconds)
+    assert retry_after > RATES.window_seconds  # the filing window is its own, not the minute's
+    # Per address: Bob, from the same address, files the address's last one, then is refused too.
+    assert RATES.filings_per_address == RATES.filings_per_user + 1
+    assert (await file(api, bob["token"], "Bob's petition")).status == 201
+    assert_too_many(await file(api, bob["token"], "Bob's second"), RATES.filing_window_seconds)
+    # Bob's refusal took no slot of his own: from another address he files his second.
+    assert (await file(api, bob["token"], "Bob's second", "192.0.2.3")).status == 201
+    assert (await file(api, cara["token"], "Cara's petition", "192.0.2.4")).status == 201
+    titles = [p["title"] for p in (await api.get("/api/petitions")).body["petitions"]]
+    anns = [f"Ann's petition {number}" for number in range(RATES.filings_per_user)]
+    assert sorted(titles) == sorted([*anns, "Bob's petition", "Bob's second", "Cara's petition"])
 
 
 @pytest.mark.gen_test(timeout=30)
@@ -108,16 +176,36 @@ class TestWindow:
 @pytest.mark.gen_test
 async def test_retry_after_counts_down_to_the_end_of_the_window():
     now = [100.0]
-    limiter = RateLimiter(60.0, clock=lambda: now[0])
-    await limiter.hit("k", 1)
+    limiter = RateLimiter(clock=lambda: now[0])
+    await limiter.hit(Rule("k", 1, 60.0))
     now[0] += 14.5
     with pytest.raises(ApiError) as refused:
-        await limiter.hit("k", 1)
+        await limiter.hit(Rule("k", 1, 60.0))
     assert refused.value.status == 429
     assert refused.value.headers == {"Retry-After": "46"}
-    await limiter.hit("other", 1)  # keys are counted apart
+    await limiter.hit(Rule("other", 1, 60.0))  # keys are counted apart
     now[0] += 45.5
-    await limiter.hit("k", 1)  # a new window
+    await limiter.hit(Rule("k", 1, 60.0))  # a new window
+
+
+@pytest.mark.gen_test
+async def test_each_window_length_is_its_own_window_and_counts_can_be_taken_back():
+    now = [0.0]
+    limiter = RateLimiter(clock=lambda: now[0])
+    day = Rule("filings", 2, 86_400.0)
+    await limiter.hit(day)
+    now[0] += 61.0  # a minute window would have ended
+    counted = await limiter.hit(day)
+    with pytest.raises(ApiError) as refused:
+        await limiter.hit(day)
+    assert refused.value.headers == {"Retry-After": str(86_400 - 61)}
+    await limiter.undo(counted)
+    taken = await limiter.hit_all(day, Rule("minute", 1, 60.0))
+    # All or none: the second rule's refusal takes back the first one's count.
+    with pytest.raises(ApiError):
+        await limiter.hit_all(Rule("other-day", 1, 86_400.0), Rule("minute", 1, 60.0))
+    await limiter.hit(Rule("other-day", 1, 86_400.0))
+    assert len(taken) == 2
 
 
 @pytest.mark.gen_test

@@ -21,6 +21,7 @@ RULES = [
     Text(50, 7),
     Text(50, 3, email=True),
     Text(50, 8, strip=False),
+    Text(50, 8, strip=False, blank=False),
 ]
 # Whitespace (ASCII and not), NUL, "@", letters and a lone surrogate: every class the rules tell apart.
 CHARACTERS = st.sampled_from([*TRIMMED, "\x00", "@", "a", "é", "\u00a0", "\u2028", "\ud800"])

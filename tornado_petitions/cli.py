@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 
-from . import __version__, accounts, petition_store
+from . import __version__, accounts, petition_store, validation
 from .errors import ApiError
 from .models import bind_database, close_database, open_database
 from .settings import Settings
@@ -53,7 +53,11 @@ _SERVE_FLAGS = (
     ("--count-interval", "count_interval", "seconds between counts frames (signature counts, conflated)"),
     ("--max-backlog", "max_backlog", "bytes of unsent frames before a socket is closed 4008"),
     ("--token-ttl", "token_ttl_seconds", "seconds a sign-in token lives"),
-    ("--secure-cookies", "secure_cookies", "mark the session cookie Secure (behind HTTPS)"),
+    (
+        "--secure-cookies",
+        "secure_cookies",
+        "mark the session and XSRF cookies Secure (behind HTTPS; automatic for https requests)",
+    ),
     ("--xheaders", "xheaders", "trust X-Forwarded-For/-Proto from a load balancer in front"),
     ("--ws-compression", "ws_compression", "accept permessage-deflate (costs CPU and ~160 KB a socket)"),
     ("--db-workers", "db_workers", "threads for database work off the event loop (PostgreSQL)"),
@@ -63,12 +67,20 @@ _SERVE_FLAGS = (
         "limits.ws_message_bytes",
         "largest client WebSocket message; larger is closed 1009",
     ),
-    ("--rate-window", "rate_limits.window_seconds", "seconds of each rate-limit window"),
-    ("--login-per-email", "rate_limits.login_per_email", "sign-in attempts per email per window"),
+    (
+        "--rate-window",
+        "rate_limits.window_seconds",
+        "seconds of the sign-in, registration and signature rate-limit windows",
+    ),
+    (
+        "--login-per-email",
+        "rate_limits.login_per_email",
+        "failed sign-ins per email and client address per window",
+    ),
     (
         "--login-per-address",
         "rate_limits.login_per_address",
-        "sign-in attempts per client address per window",
+        "failed sign-ins per client address per window, whatever the emails",
     ),
     (
         "--register-per-address",
@@ -76,6 +88,13 @@ _SERVE_FLAGS = (
         "registrations per client address per window",
     ),
     ("--signatures-per-user", "rate_limits.signatures_per_user", "signatures per user per window"),
+    ("--filing-window", "rate_limits.filing_window_seconds", "seconds of the filing rate-limit window"),
+    ("--filings-per-user", "rate_limits.filings_per_user", "petitions one user may file per filing window"),
+    (
+        "--filings-per-address",
+        "rate_limits.filings_per_address",
+        "petitions filed from one client address per filing window",
+    ),
     ("--log-level", "log_level", "debug, info, warning or error; logs go to stderr"),
     ("--response-threshold", "response_threshold", "signatures that oblige a response (a milestone)"),
     ("--debate-threshold", "debate_threshold", "signatures that put a petition up for debate (a milestone)"),
@@ -203,8 +222,9 @@ def _read_password() -> str:
 
 def create_user(args: argparse.Namespace) -> int:
     password = _read_password()
-    if len(password) < Settings().limits.password_min:
-        print(f"the password must be at least {Settings().limits.password_min} characters", file=sys.stderr)
+    problem = validation.new_password_problem(_DEFAULTS.limits, password)
+    if problem is not None:
+        print(f"the password {problem}", file=sys.stderr)
         return 2
     db = open_database(args.db)
     bind_database(db)

@@ -4,7 +4,7 @@ SQLite statements here take tens of microseconds, less than a hop to a
 thread and back, so by default they run inline (see bench/ for the
 measurement).  A network database (PostgreSQL) always runs in the pool so
 the loop never waits on a socket to the database.  Password hashing always
-runs in a pool of its own: scrypt takes tens of milliseconds.
+runs in a pool of its own: argon2id takes tens of milliseconds of CPU.
 """
 
 from __future__ import annotations

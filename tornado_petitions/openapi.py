@@ -68,12 +68,17 @@ _ERRORS = {
         "No token, or an unknown, revoked or expired one (`unauthorized`, `invalid_token`, `token_expired`)."
     ),
     "403": _error(
-        "Not allowed: an admin operation by a citizen (`forbidden`), or a cookie-authenticated "
+        "Not allowed: an admin operation by a citizen (`forbidden`), a cookie-authenticated "
         "request without the XSRF token (`xsrf_failed`: echo the `_xsrf` cookie in `X-XSRFToken`, "
-        "or send `Authorization: Bearer`)."
+        "or send `Authorization: Bearer`), or a cookie-authenticated write from a browser on "
+        "another site (`cross_site_write`, by `Origin` or `Sec-Fetch-Site`)."
     ),
     "404": _error("No such petition (`not_found`)."),
     "413": _error("The body is larger than the configured limit (`payload_too_large`)."),
+    "415": _error(
+        "A body sent without `Content-Type: application/json` (`unsupported_media_type`), "
+        "such as a plain HTML form's."
+    ),
     "422": _error("Invalid fields (`invalid_fields`, `invalid_body`); `fields` names each bad one."),
     "429": _error("Too many attempts (`too_many_requests`); wait `Retry-After` seconds.", _RETRY_AFTER),
 }
@@ -88,6 +93,15 @@ _CROSS_SITE = _error(
 
 def _errors(*statuses: str) -> dict:
     return {status: _ERRORS[status] for status in statuses}
+
+
+def _json_bodies_only(paths: dict) -> dict:
+    """Every ``/api/`` POST, PATCH and PUT answers 415 to a body that is not JSON (``BaseHandler``)."""
+    for path, item in paths.items():
+        for method in ("post", "patch", "put"):
+            if path.startswith("/api/") and method in item:
+                item[method]["responses"].setdefault("415", _ERRORS["415"])
+    return paths
 
 
 def _schemas(settings: Settings) -> dict:
@@ -353,7 +367,10 @@ def _paths(settings: Settings) -> dict:
                 "operationId": "login",
                 "tags": ["accounts"],
                 "summary": "Sign in with email and password",
-                "description": "Also sets the session cookie. Rate limited per email and per client address.",
+                "description": (
+                    "Also sets the session cookie. Failed sign-ins are rate limited per email and "
+                    "client address, and per client address; a success does not count."
+                ),
                 "security": public,
                 "requestBody": body["Login"],
                 "responses": {
@@ -506,6 +523,7 @@ def _paths(settings: Settings) -> dict:
                 "operationId": "filePetition",
                 "tags": ["petitions"],
                 "summary": "File a petition (status `submitted`)",
+                "description": "Rate limited per user and per client address (by default a day's window).",
                 "requestBody": body["NewPetition"],
                 "responses": {
                     "201": {
@@ -513,7 +531,7 @@ def _paths(settings: Settings) -> dict:
                         "content": _json(_ref("Petition")),
                         "links": _links(_FROM_BODY, "getPetition", "petitionHistory", "changeStatus", "sign"),
                     },
-                    **_errors("400", "401", "403", "413", "422"),
+                    **_errors("400", "401", "403", "413", "422", "429"),
                 },
             },
         },
@@ -680,12 +698,14 @@ def build_document(settings: Settings) -> dict:
                 'Citizen petitions over HTTP JSON. Every error is `{"error": {"code", "message"}}`. '
                 "Authenticate with `Authorization: Bearer <token>` from register or login; the web page "
                 "uses the `petitions_session` cookie instead, and then must echo the `_xsrf` cookie in an "
-                "`X-XSRFToken` header on POST, PATCH and DELETE. Live updates are WebSockets "
+                "`X-XSRFToken` header (never the query string or a form field) on POST, PATCH and DELETE, "
+                "from a page of this site. Request bodies are JSON, sent with "
+                "`Content-Type: application/json` (otherwise 415). Live updates are WebSockets "
                 "(`/ws/petitions`, `/ws/petitions/my/{user_id}`, `/ws/admin`), described in the README."
             ),
         },
         "security": [{"bearerAuth": []}],
-        "paths": _paths(settings),
+        "paths": _json_bodies_only(_paths(settings)),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "schemas": _schemas(settings),

@@ -23,7 +23,7 @@ from .hub import CLOSE_GOING_AWAY, SocketHub
 from .mail_sender import MailSender
 from .metrics import ServiceMetrics
 from .models import bind_database, close_database, open_database
-from .rate_limit import RateLimiter, RedisRateLimiter
+from .rate_limit import Limiter, RateLimiter, RedisRateLimiter
 from .settings import Settings
 from .signature_batcher import SignatureBatcher
 from .token_cache import TokenCache
@@ -50,7 +50,7 @@ class PetitionsApplication(tornado.web.Application):
         hub: SocketHub,
         publisher: Any,
         metrics: ServiceMetrics,
-        rate_limiter: RateLimiter | RedisRateLimiter,
+        rate_limiter: Limiter,
         signatures: SignatureBatcher,
         tokens: TokenCache,
         **tornado_settings: Any,
@@ -178,16 +178,13 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
     tokens = TokenCache(
         lambda: publisher.subscribed if publisher is not hub else isinstance(db, peewee.SqliteDatabase)
     )
-    window = settings.rate_limits.window_seconds
-    rate_limiter: RateLimiter | RedisRateLimiter = RateLimiter(window)
+    rate_limiter: Limiter = RateLimiter()
     if settings.redis_url:
         from .redis_bridge import RedisBridge
 
         publisher = RedisBridge(hub, settings.redis_url, settings.redis_channel, tokens=tokens)
         # One counter per key and window for every process; this process's own while Redis is down.
-        rate_limiter = RedisRateLimiter(
-            settings.redis_url, settings.redis_channel, window, fallback=rate_limiter
-        )
+        rate_limiter = RedisRateLimiter(settings.redis_url, settings.redis_channel, fallback=rate_limiter)
     milestones = signature_store.Milestones(
         settings.response_threshold, settings.debate_threshold, mail=bool(settings.smtp_url)
     )
@@ -217,6 +214,8 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
         default_handler_class=NotFoundHandler,
         log_function=log_request,
         xsrf_cookies=settings.xsrf_cookies,
+        # Not sent on another site's requests at all; Secure over HTTPS (``ServiceMixin.set_cookie``).
+        xsrf_cookie_kwargs={"samesite": "Lax"},
         websocket_max_message_size=settings.limits.ws_message_bytes,
         compress_response=False,
         template_path=os.path.join(_PACKAGE_DIR, "templates"),

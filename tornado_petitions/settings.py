@@ -26,13 +26,23 @@ class Limits:
 
 @dataclasses.dataclass(frozen=True)
 class RateLimits:
-    """Attempts allowed per window; a setting so tests and operators can tune them."""
+    """Attempts allowed per window; a setting so tests and operators can tune them.
+
+    Each limit counts in windows of its own length: sign-in failures,
+    registrations and signatures per ``window_seconds`` (a minute), filings
+    per ``filing_window_seconds`` (a day).
+    """
 
     window_seconds: float = 60.0
+    # Failed sign-ins per (email, client address), so no one else's failures lock an owner out.
     login_per_email: int = 10
+    # Failed sign-ins per client address, whatever the emails.
     login_per_address: int = 50
     register_per_address: int = 20
     signatures_per_user: int = 60
+    filing_window_seconds: float = 24 * 3600.0
+    filings_per_user: int = 10
+    filings_per_address: int = 30
 
 
 @dataclasses.dataclass(frozen=True)

@@ -39,15 +39,17 @@ MAX_VERSION = 2**31 - 1
 class Text:
     """A text field: at most ``max_len`` characters as sent, at least ``min_len`` once trimmed, no NUL.
 
-    ``strip=False`` (passwords) counts and keeps the text as sent; ``email``
-    also wants an "@" that is neither first nor last.  Absent, null and (when
-    optional) blank all mean "not given".
+    ``strip=False`` (passwords) counts and keeps the text as sent, and with
+    ``blank=False`` refuses text of only whitespace; ``email`` also wants an
+    "@" that is neither first nor last.  Absent, null and (when optional)
+    blank all mean "not given".
     """
 
     max_len: int
     min_len: int = 0
     required: bool = True
     strip: bool = True
+    blank: bool = True
     email: bool = False
     description: str | None = None
 
@@ -59,6 +61,8 @@ class Text:
             value = value.strip(TRIMMED)
         if len(value) < self.min_len:
             raise pydantic_core.PydanticCustomError("text_short", "too short", {"min_len": self.min_len})
+        if not self.blank and not value.strip(TRIMMED):
+            raise pydantic_core.PydanticCustomError("text_blank", "only whitespace")
         if self.email and ("@" not in value or value.startswith("@") or value.endswith("@")):
             raise pydantic_core.PydanticCustomError("text_email", "not an email address")
         if not value and not self.required:
@@ -70,6 +74,8 @@ class Text:
         if self.email:
             edge = rf"[^{_WS}@\x00]"
             return rf"^[{_WS}]*{edge}{_TEXT}*@{_TEXT}*{edge}[{_WS}]*$"
+        if not self.strip and not self.blank:
+            return rf"^{_TEXT}*{_SOLID}{_TEXT}*$"
         if not self.strip or self.min_len == 0:
             return rf"^{_TEXT}*$"
         if self.min_len == 1:
@@ -100,7 +106,7 @@ def _declarations(limits: Limits) -> dict[str, dict[str, Any]]:
         "Register": {
             "email": Text(limits.email_max, 3, email=True),
             "name": Text(limits.name_max, 1),
-            "password": Text(limits.password_max, limits.password_min, strip=False),
+            "password": Text(limits.password_max, limits.password_min, strip=False, blank=False),
         },
         "Login": {
             "email": Text(limits.email_max, 1),
@@ -200,6 +206,18 @@ def read_body(limits: Limits, name: str, raw: bytes) -> Any:
         raise _unprocessable(error) from None
 
 
+def new_password_problem(limits: Limits, password: str) -> str | None:
+    """What is wrong with ``password`` as a new account's (the ``Register`` rule), or None: for ``create-user``."""
+    rule = _declarations(limits)["Register"]["password"]
+    if len(password) > rule.max_len:
+        return f"must be at most {rule.max_len} characters"
+    try:
+        rule.check(password)
+    except pydantic_core.PydanticCustomError as error:
+        return _MESSAGES[error.type].format(**(error.context or {}))
+    return None
+
+
 _MESSAGES = {
     "missing": "is required",
     "string_type": "must be a string",
@@ -207,6 +225,7 @@ _MESSAGES = {
     "text_nul": "must be UTF-8 text without NUL characters",
     "string_too_long": "must be at most {max_length} characters",
     "text_short": "must be at least {min_len} characters",
+    "text_blank": "must not be only whitespace",
     "text_email": "must be an email address",
     "literal_error": "must be one of " + ", ".join(STATUSES),
     "bool_type": "must be true or false",

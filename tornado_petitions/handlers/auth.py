@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import accounts, mail_outbox
 from ..errors import ApiError
+from ..rate_limit import Rule
 from .base import SESSION_COOKIE, BaseHandler
 
 
@@ -18,15 +19,7 @@ class SignInHandler(BaseHandler):
 
     def prepare(self) -> None:
         super().prepare()
-        origin = self.cross_site_origin()
-        if origin is not None:
-            raise ApiError(
-                403,
-                "cross_site_sign_in",
-                f"sign-in from another site ({origin}) is refused: sign in from this site's page, "
-                "or add the site to --allowed-origins; API clients send no Origin header "
-                "and then use Authorization: Bearer <token>",
-            )
+        self.refuse_cross_site("cross_site_sign_in", "sign-in")
 
     def check_xsrf_cookie(self) -> None:
         """Nothing to check: the cookie is not what authenticates a sign-in (see ``prepare``)."""
@@ -45,8 +38,9 @@ class RegisterHandler(SignInHandler):
 
     async def post(self) -> None:
         body = self.read_body("Register")
+        rates = self.config.rate_limits
         await self.rate_limiter.hit(
-            "register:" + self.client_address(), self.config.rate_limits.register_per_address
+            Rule("register:" + self.client_address(), rates.register_per_address, rates.window_seconds)
         )
         password_hash = await self.runner.offload(accounts.hash_password, body.password)
         user = await self.runner.run(accounts.create_user, body.email, body.name, password_hash)
@@ -54,20 +48,33 @@ class RegisterHandler(SignInHandler):
 
 
 class LoginHandler(SignInHandler):
-    """``POST /api/auth/login``: a token (and the page's session cookie) for email + password."""
+    """``POST /api/auth/login``: a token (and the page's session cookie) for email + password.
+
+    Failures are limited per (email, client address) and per address, never
+    per email alone: a botnet guessing one account's password from many
+    addresses does not stop its owner signing in from theirs.  Each attempt
+    is counted before the password is checked (so concurrent guesses cannot
+    slip past the limit) and taken back once it succeeds: only failures count.
+    """
 
     route = "/api/auth/login"
 
     async def post(self) -> None:
         body = self.read_body("Login")
-        email, password = body.email, body.password
-        rates = self.config.rate_limits
-        await self.rate_limiter.hit("login-email:" + email.lower(), rates.login_per_email)
-        await self.rate_limiter.hit("login-address:" + self.client_address(), rates.login_per_address)
+        email, password = body.email.lower(), body.password
+        rates, address = self.config.rate_limits, self.client_address()
+        attempt = await self.rate_limiter.hit_all(
+            Rule(f"login-email:{email} {address}", rates.login_per_email, rates.window_seconds),
+            Rule(f"login-address:{address}", rates.login_per_address, rates.window_seconds),
+        )
         user = await self.runner.run(accounts.find_user_for_login, email)
         stored = accounts.password_hash_for_check(user)
         if not await self.runner.offload(accounts.verify_password, password, stored) or user is None:
             raise ApiError(401, "bad_credentials", "wrong email or password")
+        await self.rate_limiter.undo_all(attempt)
+        if accounts.needs_rehash(stored):
+            upgraded = await self.runner.offload(accounts.hash_password, password)
+            await self.runner.run(accounts.replace_password_hash, user, stored, upgraded)
         await self.signed_in(user, 200)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hmac
 import http
 import logging
 from typing import Any
@@ -16,7 +17,7 @@ from ..db_runner import DatabaseRunner
 from ..errors import ApiError
 from ..hub import SocketHub
 from ..metrics import ServiceMetrics
-from ..rate_limit import RateLimiter, RedisRateLimiter
+from ..rate_limit import Limiter
 from ..settings import Settings
 from ..signature_batcher import SignatureBatcher
 from ..token_cache import TokenCache
@@ -87,7 +88,7 @@ class ServiceMixin:
         return self.application.settings["metrics"]
 
     @property
-    def rate_limiter(self) -> RateLimiter | RedisRateLimiter:
+    def rate_limiter(self) -> Limiter:
         return self.application.settings["rate_limiter"]
 
     def bearer_token(self) -> str | None:
@@ -117,16 +118,21 @@ class ServiceMixin:
     def cross_site_origin(self) -> str | None:
         """Where a cross-site browser request comes from; None for this site, an allowed origin, or no browser.
 
-        ``Origin`` decides when present (an ``--allowed-origins`` site is
-        cross-site by ``Sec-Fetch-Site`` too); without it, a ``Sec-Fetch-Site``
-        other than ``same-origin`` or ``none`` (typed in the address bar) is
+        ``Origin`` decides when present: this site is the request's ``Host``
+        or the ``--public-url`` (behind a proxy that rewrites ``Host``), and an
+        ``--allowed-origins`` site is let in too (it is cross-site by
+        ``Sec-Fetch-Site``); without it, a ``Sec-Fetch-Site`` other than
+        ``same-origin`` or ``none`` (typed in the address bar) is
         cross-site.  Clients that send neither header are not browsers.
         """
         origin = self.request.headers.get("Origin")
         if origin is not None:
             if origin in self.config.allowed_origins:
                 return None
-            if urlparse(origin).netloc.lower() == self.request.host.lower():
+            netloc = urlparse(origin).netloc.lower()
+            if netloc == self.request.host.lower():
+                return None
+            if self.config.public_url and origin.lower() == _origin_of(self.config.public_url):
                 return None
             return origin
         site = self.request.headers.get("Sec-Fetch-Site")
@@ -134,8 +140,27 @@ class ServiceMixin:
             return f"Sec-Fetch-Site: {site}"
         return None
 
+    def refuse_cross_site(self, code: str, what: str) -> None:
+        """403 ``code`` if a browser of another site sent this request (``cross_site_origin``), saying what to do."""
+        origin = self.cross_site_origin()
+        if origin is not None:
+            raise ApiError(
+                403,
+                code,
+                f"{what} from another site ({origin}) is refused: use this site's page, "
+                "or add the site to --allowed-origins; API clients send no Origin header "
+                "and use Authorization: Bearer <token>",
+            )
+
     def client_address(self) -> str:
+        """The client's address: the peer's, or the forwarded one with ``--xheaders``."""
         return self.request.remote_ip or "unknown"
+
+    def set_cookie(self, name: str, value: str | bytes, *args: Any, **kwargs: Any) -> None:
+        """Every cookie the service sets (session, ``_xsrf``) is Secure over HTTPS or with ``--secure-cookies``."""
+        if self.config.secure_cookies or self.request.protocol == "https":
+            kwargs["secure"] = True
+        super().set_cookie(name, value, *args, **kwargs)  # type: ignore[misc]
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Every error, ours or Tornado's, as ``{"error": {"code", "message"}}``."""
@@ -189,20 +214,48 @@ class BaseHandler(ServiceMixin, tornado.web.RequestHandler):
     def prepare(self) -> None:
         # Tracked so a graceful shutdown can wait for requests still running.
         self.application.in_flight.add(self)
+        self.require_json_body()
 
     def on_finish(self) -> None:
         self.application.in_flight.discard(self)
 
-    def check_xsrf_cookie(self) -> None:
-        """Only cookie-authenticated requests need the XSRF token; Bearer clients cannot be forged.
+    def require_json_body(self) -> None:
+        """415 for a body that is not ``application/json``: no plain HTML form can post to a JSON endpoint.
 
-        A refusal is 403 ``xsrf_failed`` saying which header to send.
+        A form's ``text/plain`` or urlencoded body is sent cross-site without
+        a preflight; JSON is not.  Bodiless requests (``DELETE``, an empty
+        ``POST``) need no Content-Type.
         """
-        if self.bearer_token() is None and self.session_token() is not None:
-            try:
-                super().check_xsrf_cookie()
-            except tornado.web.HTTPError:
-                raise ApiError(403, "xsrf_failed", XSRF_HELP) from None
+        if self.request.method not in ("POST", "PATCH", "PUT") or not self.request.body:
+            return
+        media_type = self.request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"the body must be JSON sent with Content-Type: application/json, "
+                f"not {media_type or 'no Content-Type'}",
+            )
+
+    def check_xsrf_cookie(self) -> None:
+        """A write the session cookie authenticates must come from this site and carry the XSRF token.
+
+        Bearer clients cannot be forged and need neither.  A browser of
+        another site (``Origin``, else ``Sec-Fetch-Site``) is 403
+        ``cross_site_write``.  The token is read from the ``X-XSRFToken``
+        header only, never the query string or a form body (Tornado reads
+        its ``_xsrf`` argument): a site that can plant an ``_xsrf`` cookie
+        (a sibling subdomain) still cannot add a header to a form post.  A
+        missing or wrong token is 403 ``xsrf_failed`` saying what to send.
+        """
+        if self.bearer_token() is not None or self.session_token() is None:
+            return
+        self.refuse_cross_site("cross_site_write", "a change")
+        sent = self.request.headers.get("X-XSRFToken", "")
+        _, token, _ = self._decode_xsrf_token(sent)
+        _, expected, _ = self._get_raw_xsrf_token()
+        if not token or not hmac.compare_digest(token, expected):
+            raise ApiError(403, "xsrf_failed", XSRF_HELP)
 
     async def current_identity(self) -> Identity:
         """The signed-in caller (Bearer token first, then the session cookie), or 401."""
@@ -227,7 +280,7 @@ class BaseHandler(ServiceMixin, tornado.web.RequestHandler):
         self.finish(wire.dumps(document))
 
     def set_session_cookie(self, token: str) -> None:
-        """Sign the web page in: an HttpOnly, SameSite=Lax cookie carrying the token."""
+        """Sign the web page in: an HttpOnly, SameSite=Lax cookie carrying the token (Secure: ``set_cookie``)."""
         expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(
             seconds=self.config.token_ttl_seconds
         )
@@ -236,10 +289,15 @@ class BaseHandler(ServiceMixin, tornado.web.RequestHandler):
             token,
             httponly=True,
             samesite="Lax",
-            secure=self.config.secure_cookies,
             expires=expires,
             path="/",
         )
+
+
+def _origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, as a browser's ``Origin`` header says it."""
+    parts = urlparse(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _api_error(status_code: int, exc_info: Any) -> ApiError:

@@ -12,6 +12,7 @@ from .. import petition_store, signature_store
 from ..errors import ApiError
 from ..events import Event
 from ..lifecycle import STATUSES
+from ..rate_limit import Rule
 from ..signature_store import BUCKETS, SignatureRequest
 from .base import BaseHandler
 
@@ -29,7 +30,14 @@ class ChangeHandler(BaseHandler):
 
 
 class PetitionsHandler(ChangeHandler):
-    """``GET /api/petitions`` (filters, newest first, cursor pages) and ``POST`` (file one)."""
+    """``GET /api/petitions`` (filters, newest first, cursor pages) and ``POST`` (file one).
+
+    Filing is limited per user and per client address in a window of its
+    own (a day by default): every filing is a row kept for good and an event
+    pushed to every socket.  A slot is taken before the commit, so
+    concurrent filings cannot pass the limit, and given back if the commit
+    fails; a refused body (422) takes none.
+    """
 
     route = "/api/petitions"
 
@@ -41,15 +49,28 @@ class PetitionsHandler(ChangeHandler):
     async def post(self) -> None:
         identity = await self.current_identity()
         body = self.read_body("NewPetition")
-        petition = await self.commit(
-            petition_store.create_petition,
-            identity,
-            body.title,
-            body.description,
-            body.category,
-            body.location,
-            self.config.signing_days,
+        rates = self.config.rate_limits
+        filing = await self.rate_limiter.hit_all(
+            Rule(f"file-user:{identity.user_id}", rates.filings_per_user, rates.filing_window_seconds),
+            Rule(
+                f"file-address:{self.client_address()}",
+                rates.filings_per_address,
+                rates.filing_window_seconds,
+            ),
         )
+        try:
+            petition = await self.commit(
+                petition_store.create_petition,
+                identity,
+                body.title,
+                body.description,
+                body.category,
+                body.location,
+                self.config.signing_days,
+            )
+        except BaseException:
+            await self.rate_limiter.undo_all(filing)
+            raise
         self.write_json(petition, 201)
 
     def _list_query(self) -> dict:
@@ -161,7 +182,10 @@ class SignaturesHandler(ChangeHandler):
 
     async def post(self, petition_id: str) -> None:
         identity = await self.current_identity()
-        await self.rate_limiter.hit(f"sign:{identity.user_id}", self.config.rate_limits.signatures_per_user)
+        rates = self.config.rate_limits
+        await self.rate_limiter.hit(
+            Rule(f"sign:{identity.user_id}", rates.signatures_per_user, rates.window_seconds)
+        )
         petition = await self.signatures.submit(SignatureRequest(identity, int(petition_id), signing=True))
         self.write_json(petition, 201)
 
