@@ -36,9 +36,26 @@ def test_serve_help_lists_every_setting():
         "--max-backlog",
         "--redis-channel",
         "--log-level",
+        "--filings-per-user",
+        "--filings-per-address",
+        "--filing-window",
+        "--login-per-email",
+        "--login-per-address",
     ):
         assert flag in result.stdout
         assert "PETITIONS_" in result.stdout
+
+
+def test_create_user_refuses_a_password_registration_would_refuse(tmp_path):
+    for password, problem in (("        ", "only whitespace"), ("short", "at least 8 characters")):
+        refused = subprocess.run(
+            [sys.executable, "-m", "tornado_petitions", "create-user", "--email", "root@example.org"]
+            + ["--name", "Root", "--db", f"sqlite:///{tmp_path / 'petitions.db'}"],
+            input=password + "\n",
+            text=True,
+            capture_output=True,
+        )
+        assert refused.returncode == 2 and problem in refused.stderr, refused.stderr
 
 
 def test_create_user_reads_the_password_from_stdin_and_the_admin_works(tmp_path):
