@@ -12,7 +12,7 @@ import secrets
 import argon2
 import peewee
 
-from . import statements
+from . import addresses, statements
 from .errors import ApiError
 from .models import AuthToken, User, utcnow
 
@@ -113,8 +113,10 @@ def create_user(email: str, name: str, password_hash: str, role: str = "citizen"
 
 
 def find_user_for_login(email: str) -> User | None:
-    """The user with this email, or None."""
-    return User.get_or_none(User.email == email.lower())
+    """The user with this email (in its stored form, or as an account made before normalizing stored it), or None."""
+    forms = addresses.stored_forms(email)
+    found = {user.email: user for user in User.select().where(User.email.in_(forms))}
+    return next((found[form] for form in forms if form in found), None)
 
 
 def password_hash_for_check(user: User | None) -> str:

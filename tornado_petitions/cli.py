@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 
-from . import __version__, accounts, petition_store, validation
+from . import __version__, accounts, addresses, petition_store, validation
 from .errors import ApiError
 from .models import bind_database, close_database, open_database
 from .settings import Settings
@@ -104,6 +104,11 @@ _SERVE_FLAGS = (
     ("--mail-from", "mail_from", "the From address of every mail"),
     ("--mail-per-second", "mail_per_second", "mails sent per second at most"),
     ("--mail-retry-max", "mail_retry_max", "longest wait in seconds between tries while SMTP fails"),
+    (
+        "--mail-poll-seconds",
+        "mail_poll_seconds",
+        "longest an idle mail sender waits before looking for mail other processes queued",
+    ),
     (
         "--public-url",
         "public_url",
@@ -226,11 +231,16 @@ def create_user(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"the password {problem}", file=sys.stderr)
         return 2
+    try:
+        email = addresses.normalize(args.email.strip())
+    except addresses.AddressError as error:
+        print(f"--email: {error}", file=sys.stderr)
+        return 2
     db = open_database(args.db)
     bind_database(db)
     try:
         user = accounts.create_user(
-            args.email, args.name, accounts.hash_password(password), "admin" if args.admin else "citizen"
+            email, args.name, accounts.hash_password(password), "admin" if args.admin else "citizen"
         )
     except ApiError as error:
         print(error.message, file=sys.stderr)

@@ -21,7 +21,7 @@ import pydantic
 import pydantic_core
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from . import wire
+from . import addresses, wire
 from .errors import ApiError
 from .lifecycle import NOTE_REQUIRED, REJECTION_REASONS, STATUSES
 from .settings import Limits
@@ -31,6 +31,15 @@ TRIMMED = " \t\n\r\f\v"
 _WS = r" \t\n\r\f\v"
 _SOLID = rf"[^{_WS}\x00]"
 _TEXT = r"[^\x00]"
+# An address as the check (email-validator) takes it, written for the document: a dot-atom local
+# part; domain labels of letters, digits and inner hyphens, none with "--" as its 3rd and 4th
+# characters; a last label ending in a letter that is no special-use name.  (A Unicode or
+# Punycode domain is also accepted, which a regex cannot say: the field's description does.)
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LABEL = r"(?![A-Za-z0-9]{2}--)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_SPECIAL_USE = "|".join("".join(f"[{c}{c.upper()}]" for c in name) for name in addresses.SPECIAL_USE_DOMAINS)
+_LAST_LABEL = rf"(?!(?:{_SPECIAL_USE})[{_WS}]*$)(?![A-Za-z0-9]{{2}}--)(?:[A-Za-z]|[A-Za-z0-9][A-Za-z0-9-]{{0,61}}[A-Za-z])"
+_ADDRESS = rf"{_ATEXT}+(?:\.{_ATEXT}+)*@(?:{_LABEL}\.)+{_LAST_LABEL}"
 # Versions are 32-bit in every database the service runs on.
 MAX_VERSION = 2**31 - 1
 
@@ -40,9 +49,9 @@ class Text:
     """A text field: at most ``max_len`` characters as sent, at least ``min_len`` once trimmed, no NUL.
 
     ``strip=False`` (passwords) counts and keeps the text as sent, and with
-    ``blank=False`` refuses text of only whitespace; ``email`` also wants an
-    "@" that is neither first nor last.  Absent, null and (when optional)
-    blank all mean "not given".
+    ``blank=False`` refuses text of only whitespace; ``email`` keeps only
+    what ``addresses.normalize`` takes, in its stored form.  Absent, null
+    and (when optional) blank all mean "not given".
     """
 
     max_len: int
@@ -63,8 +72,13 @@ class Text:
             raise pydantic_core.PydanticCustomError("text_short", "too short", {"min_len": self.min_len})
         if not self.blank and not value.strip(TRIMMED):
             raise pydantic_core.PydanticCustomError("text_blank", "only whitespace")
-        if self.email and ("@" not in value or value.startswith("@") or value.endswith("@")):
-            raise pydantic_core.PydanticCustomError("text_email", "not an email address")
+        if self.email:
+            try:
+                value = addresses.normalize(value)
+            except addresses.AddressError as error:
+                raise pydantic_core.PydanticCustomError(
+                    "text_email", "{reason}", {"reason": str(error)}
+                ) from None
         if not value and not self.required:
             return None
         return value
@@ -72,8 +86,7 @@ class Text:
     def pattern(self) -> str:
         """``check`` as an ECMA regex, for the document (tests/test_validation.py holds the two equal)."""
         if self.email:
-            edge = rf"[^{_WS}@\x00]"
-            return rf"^[{_WS}]*{edge}{_TEXT}*@{_TEXT}*{edge}[{_WS}]*$"
+            return rf"^[{_WS}]*{_ADDRESS}[{_WS}]*$"
         if not self.strip and not self.blank:
             return rf"^{_TEXT}*{_SOLID}{_TEXT}*$"
         if not self.strip or self.min_len == 0:
@@ -86,9 +99,10 @@ class Text:
         schema: dict = {"pattern": self.pattern()}
         if not self.strip and self.min_len:
             schema["minLength"] = self.min_len
+        max_len = min(self.max_len, addresses.MAX_LENGTH) if self.email else self.max_len
         constrained = Annotated[
             str,
-            Field(max_length=self.max_len, description=self.description, json_schema_extra=schema),
+            Field(max_length=max_len, description=self.description, json_schema_extra=schema),
             AfterValidator(self.check),
         ]
         return constrained if self.required else constrained | None
@@ -100,11 +114,17 @@ def _status_change(model: BaseModel) -> BaseModel:
     return model
 
 
+_EMAIL_DESCRIPTION = (
+    "Checked for syntax only (no DNS lookup) and stored lowercased. A domain in Unicode is also "
+    "taken and stored in its ASCII (IDNA) form; a part before the @ that is not ASCII is refused."
+)
+
+
 def _declarations(limits: Limits) -> dict[str, dict[str, Any]]:
     """Every request body: field name -> ``Text`` rule or (annotation, default)."""
     return {
         "Register": {
-            "email": Text(limits.email_max, 3, email=True),
+            "email": Text(limits.email_max, 3, email=True, description=_EMAIL_DESCRIPTION),
             "name": Text(limits.name_max, 1),
             "password": Text(limits.password_max, limits.password_min, strip=False, blank=False),
         },
@@ -226,7 +246,7 @@ _MESSAGES = {
     "string_too_long": "must be at most {max_length} characters",
     "text_short": "must be at least {min_len} characters",
     "text_blank": "must not be only whitespace",
-    "text_email": "must be an email address",
+    "text_email": "must be an email address: {reason}",
     "literal_error": "must be one of " + ", ".join(STATUSES),
     "bool_type": "must be true or false",
     "note_required": "is required when the status is " + ", ".join(sorted(NOTE_REQUIRED)),
