@@ -15,7 +15,7 @@ import pytest
 from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer
 from tests.smtp_catcher import SmtpCatcher
 from tornado_petitions import accounts, mail_outbox
-from tornado_petitions.models import MailOutbox, bind_database, close_database, open_database
+from tornado_petitions.models import MailOutbox, Petition, User, bind_database, close_database, open_database
 
 PUBLIC_URL = "https://petitions.example.org"
 
@@ -357,3 +357,165 @@ def test_two_processes_on_one_database_send_each_mail_once(tmp_path, catcher, po
     finally:
         for server in servers:
             server.stop()
+
+
+# -- addresses and headers nobody can turn against the mail ------------------------------
+
+# A display name that, written into To without its parts kept apart, reads as three addresses.
+COMMA_NAME = "Security Team xxx\u2026, phish@attacker.example,"
+HEADERS = {
+    "From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe", "List-Unsubscribe-Post",
+    "Auto-Submitted", "Content-Type", "Content-Transfer-Encoding", "MIME-Version",
+}  # fmt: skip
+BIDI_AND_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\x00-\x1f\x7f]")
+
+
+def stored_user(email: str, name: str) -> dict:
+    """A user row as a database from before addresses (and names) were checked may hold it, signed in."""
+    user = User.create(email=email, name=name, password_hash="not used")
+    return {"user": user.to_dict(), "token": accounts.issue_token(user, 3600)}
+
+
+async def sign(api, petition, people) -> None:
+    for person in people:
+        answer = await api.post(f"/api/petitions/{petition['petition_id']}/signatures", token=person["token"])
+        assert answer.status == 201, answer.body
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+@pytest.mark.gen_test(timeout=60)
+async def test_no_name_or_title_can_add_a_recipient_or_a_header(api, make_admin, catcher, caplog):
+    admin = make_admin()
+    ann = await api.register("ann@example.org", "Ann")
+    petition = await api.file_petition(ann["token"], "Lamps for the park")
+    comma = await api.register("comma@example.org", COMMA_NAME)
+    # Names and a title with line breaks, bidi overrides and controls, as an older database may hold them.
+    people = [
+        comma,
+        stored_user("crlf@example.org", "Eve\r\nBcc: evil@attacker.example\r\nX-Injected: yes"),
+        stored_user("bidi@example.org", "\u202eecffo eht\u202c \u2066Office\u2069 \u200fmark"),
+        stored_user("ctl@example.org", 'Tab\there\x1b[31m red\x00 \u2028 sep, "quoted" <angle@x.example>'),
+    ]
+    await sign(api, petition, people)
+    title = "Lamps\r\nBcc: evil@attacker.example\r\nX-Injected: yes \u202eeltit"
+    Petition.update(title=title).where(Petition.id == petition["petition_id"]).execute()
+    with caplog.at_level(logging.WARNING, "tornado_petitions.mail"):
+        await move(
+            api, admin, petition, "under_review", "Line one\r\nBcc: evil@attacker.example\nGr\u00fc\u00dfe"
+        )
+        mails = by_recipient(await settle(catcher, 5))
+    assert set(mails) == {"ann@example.org"} | {p["user"]["email"] for p in people}
+    for recipient, (mail,) in mails.items():
+        assert set(mail.keys()) == HEADERS, (recipient, mail.keys())
+        (address,) = mail["To"].addresses
+        assert address.addr_spec == recipient
+        assert not BIDI_AND_CONTROLS.search(address.display_name), address.display_name
+        assert mail["From"] == "office@petitions.example.org"
+        assert (
+            # strip(): a folded header's first line may be empty, and Python keeps the fold's space.
+            mail["Subject"].strip()
+            == "Petition under review: Lamps Bcc: evil@attacker.example X-Injected: yes eltit"
+        )
+        assert re.fullmatch(
+            r"<https://petitions\.example\.org/unsubscribe/[0-9]+/[0-9a-f]{32}>", mail["List-Unsubscribe"]
+        )
+    assert mails["comma@example.org"][0]["To"].addresses[0].display_name == COMMA_NAME
+    assert mails["crlf@example.org"][0]["To"].addresses[0].display_name == (
+        "Eve Bcc: evil@attacker.example X-Injected: yes"
+    )
+    assert mails["bidi@example.org"][0]["To"].addresses[0].display_name == "ecffo eht Office mark"
+    assert "Line one\nBcc: evil@attacker.example\nGr\u00fc\u00dfe" in mails["ann@example.org"][
+        0
+    ].get_content().replace("\r\n", "\n")
+    assert not caplog.records, [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_row_that_cannot_be_mailed_is_failed_with_why_and_the_rest_of_the_batch_goes_out(
+    api, app, make_admin, catcher, caplog
+):
+    admin = make_admin()
+    ann = await api.register("ann@example.org", "Ann")
+    petition = await api.file_petition(ann["token"])
+    # Accounts an older version stored unchecked, signing first so that their rows lead the batch.
+    bad = [
+        stored_user("crlf@example.org\r\nbcc: x@evil.example", "Crlf"),
+        stored_user("bob smith@example.org", "Space"),
+        stored_user("\u00fclrich@example.org", "Unicode local part"),
+        stored_user("nobody@localhost", "No domain"),
+    ]
+    old_idn = stored_user("idn@b\u00fccher.example", "Stored in Unicode")
+    await sign(api, petition, [*bad, old_idn])
+    good = await signers(api, petition, 3, prefix="good")
+    with caplog.at_level(logging.WARNING, "tornado_petitions.mail"):
+        await move(api, admin, petition, "under_review", "Looking into it")
+        mails = by_recipient(await settle(catcher, 5, timeout=10))
+    expected = {"ann@example.org", "idn@xn--bcher-kva.example"} | {p["user"]["email"] for p in good}
+    assert set(mails) == expected and all(len(got) == 1 for got in mails.values())
+    for person in bad:
+        row = MailOutbox.get(MailOutbox.user == person["user"]["user_id"])
+        assert row.state == "failed" and row.error.startswith("cannot be mailed: "), (row.state, row.error)
+    assert MailOutbox.select().where(MailOutbox.state == "pending").count() == 0
+    warnings = [r.getMessage() for r in caplog.records]
+    assert sum("not sent: cannot be mailed" in line for line in warnings) == 4, warnings
+    assert not any("step failed" in line for line in warnings), warnings
+    assert "petitions_mail_failed_total 4.0" in (await api.get("/metrics")).body
+    # A row written straight into the outbox for one of them (an old database's backlog) fails the same way.
+    MailOutbox.update(state="pending", error=None).where(
+        MailOutbox.user == bad[0]["user"]["user_id"]
+    ).execute()
+    app.mail_queued()
+    await move(api, admin, petition, "in_progress", "Started")
+    mails = by_recipient((await settle(catcher, 10, timeout=10))[5:])
+    assert set(mails) == expected
+    assert MailOutbox.select().where(MailOutbox.state == "pending").count() == 0
+
+
+@pytest.mark.parametrize("db_backend", ["sqlite"])
+@pytest.mark.gen_test(timeout=60)
+async def test_a_permanent_refusal_fails_only_that_rows_mail(api, make_admin, catcher):
+    admin = make_admin()
+    ann = await api.register("ann@example.org", "Ann")
+    petition = await api.file_petition(ann["token"])
+    idn = await api.register("idn@B\u00fccher.Example", "Idn")
+    assert idn["user"]["email"] == "idn@xn--bcher-kva.example"
+    old_idn = stored_user("old@b\u00fccher.example", "Stored in Unicode")
+    await sign(api, petition, [idn, old_idn])
+    good = await signers(api, petition, 3)
+    catcher.refuse["old@xn--bcher-kva.example"] = ["550 5.1.1 no such mailbox", None]
+    catcher.refuse["signer1@example.org"] = ["553 5.1.3 mailbox name not allowed", None]
+    await move(api, admin, petition, "under_review", "Looking into it")
+    mails = by_recipient(await settle(catcher, 4, timeout=10))
+    assert set(mails) == {
+        "ann@example.org",
+        "idn@xn--bcher-kva.example",
+        "signer0@example.org",
+        "signer2@example.org",
+    }
+    refused = MailOutbox.get(MailOutbox.user == old_idn["user"]["user_id"])
+    assert refused.state == "failed" and refused.error == "550 5.1.1 no such mailbox"
+    refused = MailOutbox.get(MailOutbox.user == good[1]["user"]["user_id"])
+    assert refused.state == "failed" and refused.error == "553 5.1.3 mailbox name not allowed"
+    assert MailOutbox.select().where(MailOutbox.state == "pending").count() == 0
+
+
+class TestSlowPoll:
+    """An idle sender that looks at the outbox only once a minute unless something wakes it."""
+
+    @pytest.fixture
+    def settings(self, settings):
+        return dataclasses.replace(settings, mail_poll_seconds=60.0, response_threshold=3)
+
+    @pytest.mark.parametrize("db_backend", ["sqlite"])
+    @pytest.mark.gen_test(timeout=60)
+    async def test_a_milestone_wakes_the_sender_as_a_status_change_does(self, api, catcher):
+        ann = await api.register("ann@example.org", "Ann")
+        petition = await api.file_petition(ann["token"], "Trees on Main Street")
+        people = await signers(api, petition, 2)
+        await asyncio.sleep(0.6)  # past the 0.5 s poll the sender had, so only a wake-up can bring mail now
+        catcher.refuse["signer0@example.org"] = ["451 4.3.0 try again later", 2]
+        third = await api.register("third@example.org", "Third")
+        await sign(api, petition, [third])  # the third signature: the response milestone
+        mails = by_recipient(await settle(catcher, 4, timeout=15))
+        assert set(mails) == {"ann@example.org", "third@example.org"} | {p["user"]["email"] for p in people}
+        assert all(got[0]["Subject"] == "Petition milestone: Trees on Main Street" for got in mails.values())

@@ -6,7 +6,15 @@ aiosmtplib connection at no more than ``--mail-per-second``, and marks the
 row sent only after the server accepted it.  While the server is down (or
 answers 421) it gives its leases back and tries again with a backoff that
 never exceeds ``--mail-retry-max`` (10 s); a 4xx for one mail retries that
-row later; a 5xx gives that row up with a log line.
+row later; a 5xx gives that row up with a log line.  A row that cannot be
+mailed at all (an address stored before addresses were checked, a header
+that cannot be written) is marked failed with why, and the batch goes on:
+one row never holds up the others.
+
+Headers are built from parts (``email.headerregistry.Address``: display
+name and address apart), and text from users is made one line without
+controls or bidi overrides first, so no name or title can add a recipient
+or a header.
 
 The one window that can send a mail twice: the server accepted it and the
 process died before ``mark_sent`` committed.  Nothing can be lost: a row
@@ -16,23 +24,28 @@ stays pending until it is marked, and a dead sender's lease runs out.
 from __future__ import annotations
 
 import asyncio
+import email.errors
+import email.policy
 import email.utils
 import logging
+import re
 import secrets
+import unicodedata
+from email.headerregistry import Address
 from email.message import EmailMessage
 from urllib.parse import unquote, urlparse
 
 import aiosmtplib
 
-from . import mail_outbox
+from . import addresses, mail_outbox
 from .db_runner import DatabaseRunner
 from .metrics import ServiceMetrics
 from .settings import Settings
 
 log = logging.getLogger("tornado_petitions.mail")
 
-# Seconds the sender waits for new rows when the outbox is empty (changes wake it sooner).
-POLL_INTERVAL = 0.5
+# Seconds past a put-off row's due time that the sender looks for it again.
+RETRY_MARGIN = 0.05
 # Seconds one SMTP command may take before the connection counts as down.
 SMTP_TIMEOUT = 10.0
 
@@ -42,9 +55,20 @@ _MILESTONE_TEXT = {
 }
 
 
+# Characters that reorder or hide text (Unicode bidi embeddings, overrides, isolates and marks):
+# in a display name or subject they can make a mail claim to be from or about something else.
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# The mail as sent: 7-bit, so no server needs SMTPUTF8 or 8BITMIME for it (every address stored is
+# ASCII, other text goes as encoded words and a base64 or quoted-printable body).
+_WIRE_POLICY = email.policy.SMTP.clone(cte_type="7bit")
+# What a URL in a header may hold: printable ASCII, no spaces (so no line breaks either).
+_HEADER_URL = re.compile(r"[!-~]+")
+
+
 def _one_line(text: str) -> str:
-    """Header-safe: no line breaks (a title or a name could carry them)."""
-    return " ".join(text.split())
+    """Header-safe text: one line, no control characters or bidi controls (a title or a name could carry them)."""
+    kept = "".join(" " if unicodedata.category(c) == "Cc" or c in _BIDI_CONTROLS else c for c in text)
+    return " ".join(kept.split())
 
 
 def _status_label(status: str) -> str:
@@ -75,12 +99,21 @@ class MailSender:
         # About two seconds of mail per claim; the lease covers sending all of it twice over.
         self._batch = max(1, min(100, int(rate * 2)))
         self._lease = 2 * self._batch / rate + SMTP_TIMEOUT + 5
-        self._domain = settings.mail_from.rpartition("@")[2] or "localhost"
+        try:
+            self._from = Address(addr_spec=settings.mail_from)
+        except (ValueError, IndexError, email.errors.HeaderParseError) as error:
+            raise ValueError(f"--mail-from must be an email address (user@host): {error}") from None
+        if not settings.mail_from.isascii() or self._from.addr_spec != settings.mail_from:
+            raise ValueError("--mail-from must be an ASCII email address (user@host), nothing else")
+        if not _HEADER_URL.fullmatch(settings.public_base_url()):
+            raise ValueError("--public-url must be a URL without spaces or non-ASCII characters")
+        self._domain = self._from.domain or "localhost"
         self._smtp: aiosmtplib.SMTP | None = None
         self._next_send = 0.0
         self._outage = 0  # consecutive failed tries while the server is unreachable
         self._depth_at = 0.0
         self._wake = asyncio.Event()
+        self._retry_at: float | None = None  # loop time of the earliest row this sender put off (4xx)
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -119,11 +152,14 @@ class MailSender:
         if loop.time() - self._depth_at >= 1.0:
             self._depth_at = loop.time()
             self.metrics.mail_depth.set(await self.runner.run(mail_outbox.depth))
+        claimed_at = loop.time()
         rows = await self.runner.run(mail_outbox.claim, self.owner, self._batch, self._lease)
+        if self._retry_at is not None and self._retry_at < claimed_at:
+            self._retry_at = None  # this claim came after the put-off rows fell due
         if not rows:
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+                await asyncio.wait_for(self._wake.wait(), self._idle_wait())
             except TimeoutError:
                 pass
             return
@@ -137,6 +173,14 @@ class MailSender:
                 rest = [r["row_id"] for r in rows[index + 1 :]]
                 await self.runner.run(mail_outbox.renew, self.owner, rest, self._lease)
                 renew_at = loop.time() + self._lease / 2
+
+    def _idle_wait(self) -> float:
+        """Seconds to wait for a wake-up: ``--mail-poll-seconds``, or less when a row put off is due sooner."""
+        wait = self.settings.mail_poll_seconds
+        if self._retry_at is not None:
+            # A little past the time: the row's due time is the database clock's, not the loop's.
+            wait = min(wait, self._retry_at - asyncio.get_running_loop().time() + RETRY_MARGIN)
+        return max(wait, 0.0)
 
     def _outage_delay(self) -> float:
         return min(self.settings.mail_retry_max, 0.25 * 2 ** min(self._outage, 10))
@@ -154,8 +198,13 @@ class MailSender:
         if not row["email_updates"]:
             await self.runner.run(mail_outbox.mark_skipped, row["row_id"])
             return True
+        try:
+            recipient = addresses.normalize(row["email"])
+            data = self.compose(row, recipient).as_bytes(policy=_WIRE_POLICY)
+        except (ValueError, TypeError, email.errors.MessageError) as error:
+            # An address stored before addresses were checked, or a header that cannot be written.
+            return await self._unsendable(row, f"cannot be mailed: {error}")
         await self._pace()
-        message = self.compose(row)
         try:
             smtp = await self._connection()
         except (OSError, aiosmtplib.SMTPException) as error:
@@ -163,7 +212,7 @@ class MailSender:
             await self._unreachable(error)
             return False
         try:
-            await smtp.send_message(message, sender=self.settings.mail_from, recipients=[row["email"]])
+            await smtp.sendmail(self._from.addr_spec, [recipient], data)
         except aiosmtplib.SMTPSenderRefused as error:
             # Our --mail-from is refused: every mail would be; keep them all until that is fixed.
             await self._unreachable(error)
@@ -193,17 +242,18 @@ class MailSender:
         if code < 500:
             delay = min(self.settings.mail_retry_max, 0.5 * 2 ** min(row["attempts"], 10))
             await self.runner.run(mail_outbox.retry_later, row["row_id"], delay, f"{code} {text}")
+            due = asyncio.get_running_loop().time() + delay
+            self._retry_at = due if self._retry_at is None else min(self._retry_at, due)
             self.metrics.mail_retries.inc()
             return True
+        return await self._unsendable(row, f"{code} {_one_line(text)}", "refused for good")
+
+    async def _unsendable(self, row: dict, reason: str, what: str = "not sent") -> bool:
+        """Give ``row`` up for good: mark it failed with ``reason``, log it, count it; the batch goes on."""
         log.warning(
-            "mail %d (%s) to user %d refused for good: %d %s",
-            row["row_id"],
-            row["change_key"],
-            row["user_id"],
-            code,
-            _one_line(text),
+            "mail %d (%s) to user %d %s: %s", row["row_id"], row["change_key"], row["user_id"], what, reason
         )
-        await self.runner.run(mail_outbox.mark_failed, row["row_id"], f"{code} {text}")
+        await self.runner.run(mail_outbox.mark_failed, row["row_id"], reason)
         self.metrics.mail_failed.inc()
         return True
 
@@ -261,8 +311,11 @@ class MailSender:
         token = mail_outbox.unsubscribe_token(self.key, user_id)
         return f"{self.settings.public_base_url()}/unsubscribe/{user_id}/{token}"
 
-    def compose(self, row: dict) -> EmailMessage:
-        """The plain-text mail of one outbox row, with one-click unsubscribe headers (RFC 8058)."""
+    def compose(self, row: dict, recipient: str) -> EmailMessage:
+        """The plain-text mail of one outbox row to ``recipient`` (``addresses.normalize``d), with one-click unsubscribe (RFC 8058).
+
+        Raises ``ValueError`` when a header cannot be built from the row.
+        """
         title = _one_line(row["title"])
         link = f"{self.settings.public_base_url()}/petitions/{row['petition_id']}"
         unsubscribe = self.unsubscribe_url(row["user_id"])
@@ -294,8 +347,8 @@ class MailSender:
             f"To stop these emails: {unsubscribe}",
         ]
         message = EmailMessage()
-        message["From"] = self.settings.mail_from
-        message["To"] = email.utils.formataddr((_one_line(row["name"]), row["email"]))
+        message["From"] = self._from
+        message["To"] = Address(display_name=_one_line(row["name"]), addr_spec=recipient)
         message["Subject"] = subject
         message["Date"] = email.utils.formatdate(usegmt=True)
         # The same id on a resend (the one crash window), so a mail client can fold the two.

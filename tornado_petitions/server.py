@@ -78,6 +78,7 @@ class PetitionsApplication(tornado.web.Application):
         # The key of unsubscribe links (set in start()); the sender exists only with --smtp-url.
         self.mail_key = b""
         self.mail_sender: MailSender | None = None
+        signatures.mail_queued = self.mail_queued
 
     async def start(self) -> None:
         """Start the hub's heartbeat (from the newest committed seq), the Redis bridge and the mail sender."""

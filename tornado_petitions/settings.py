@@ -89,6 +89,9 @@ class Settings:
     mail_per_second: float = 10.0
     # Longest wait between two tries while the SMTP server is down or answers 4xx (seconds).
     mail_retry_max: float = 10.0
+    # Longest an idle sender waits before looking at the outbox again (seconds): mail this process
+    # queues wakes it at once, so this bounds how late it sees mail another process queued.
+    mail_poll_seconds: float = 0.5
     # The address links in mails point at; unset: http://localhost:<port>.
     public_url: str | None = None
     # Key of the HMAC that signs unsubscribe links; unset: generated once and kept in the database.

@@ -23,7 +23,12 @@ log = logging.getLogger("tornado_petitions.signatures")
 
 
 class SignatureBatcher:
-    """Gathers signature requests, writes them in batches, publishes what committed, answers each."""
+    """Gathers signature requests, writes them in batches, publishes what committed, answers each.
+
+    ``mail_queued`` is called after a batch recorded milestones, whose mail
+    was queued with them: the application sets it to wake its mail sender,
+    as a status change does.
+    """
 
     def __init__(
         self,
@@ -39,6 +44,7 @@ class SignatureBatcher:
         self._publisher = publisher
         self._queue: list[tuple[SignatureRequest, asyncio.Future]] = []
         self._writing: asyncio.Task | None = None
+        self.mail_queued: Callable[[], None] = lambda: None
 
     async def submit(self, request: SignatureRequest) -> dict:
         """The petition after ``request`` committed; raises its ApiError (404, 409) instead.
@@ -70,6 +76,8 @@ class SignatureBatcher:
                     self._publisher.publish_counts(outcome.counts)
                 for event in outcome.events:
                     self._publisher.publish(event)
+                if outcome.events:  # milestones, and the mail they queued
+                    self.mail_queued()
                 for (_, future), result in zip(batch, outcome.results, strict=True):
                     if future.done():  # the client went away
                         continue
