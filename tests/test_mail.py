@@ -15,7 +15,9 @@ import pytest
 from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer
 from tests.smtp_catcher import SmtpCatcher
 from tornado_petitions import accounts, mail_outbox
+from tornado_petitions.mail_sender import MailSender
 from tornado_petitions.models import MailOutbox, Petition, User, bind_database, close_database, open_database
+from tornado_petitions.settings import Settings
 
 PUBLIC_URL = "https://petitions.example.org"
 
@@ -519,3 +521,22 @@ class TestSlowPoll:
         mails = by_recipient(await settle(catcher, 4, timeout=15))
         assert set(mails) == {"ann@example.org", "third@example.org"} | {p["user"]["email"] for p in people}
         assert all(got[0]["Subject"] == "Petition milestone: Trees on Main Street" for got in mails.values())
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"mail_from": "office@example.org\r\nBcc: x@evil.example"},
+        {"mail_from": "Office <office@example.org>"},
+        {"mail_from": "\u00f6ffice@example.org"},
+        {"mail_from": "office"},
+        {"public_url": "https://petitions.example.org\r\nX-Injected: yes"},
+        {"public_url": "https://petitions.example.org/a b"},
+    ],
+    ids=repr,
+)
+def test_a_from_address_or_public_url_that_no_header_can_carry_stops_the_sender_at_start(changes):
+    settings = Settings(smtp_url="smtp://127.0.0.1:25", **changes)
+    flag = "--mail-from" if "mail_from" in changes else "--public-url"
+    with pytest.raises(ValueError, match=flag):
+        MailSender(settings, runner=None, metrics=None, key=b"")

@@ -54,7 +54,9 @@ class ServiceMetrics:
         self.mail_depth = Gauge("petitions_mail_outbox_depth", "Mails waiting in the outbox", registry=r)
         self.mail_sent = Counter("petitions_mail_sent", "Mails the SMTP server accepted", registry=r)
         self.mail_failed = Counter(
-            "petitions_mail_failed", "Mails given up after a permanent (5xx) refusal", registry=r
+            "petitions_mail_failed",
+            "Mails given up: refused for good (5xx), or not mailable (an address stored unchecked)",
+            registry=r,
         )
         self.mail_retries = Counter(
             "petitions_mail_retries",
