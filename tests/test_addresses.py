@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pytest
@@ -87,3 +88,25 @@ def test_create_user_refuses_a_bad_address_and_stores_the_normalized_one(tmp_pat
     monkeypatch.setattr("sys.stdin", io.StringIO("admin password\n"))
     assert cli.main(["create-user", "--email", "Admin@B\u00fccher.example", "--name", "A", "--db", db]) == 0
     assert "created citizen admin@xn--bcher-kva.example" in capsys.readouterr().out
+
+
+class TestSignInLimit:
+    """Sign-in failures are limited per (account, client address): one account however it is written."""
+
+    @pytest.fixture
+    def settings(self, settings):
+        rates = dataclasses.replace(settings.rate_limits, login_per_email=3)
+        return dataclasses.replace(settings, rate_limits=rates)
+
+    @pytest.mark.parametrize("db_backend", ["sqlite"])
+    @pytest.mark.gen_test(timeout=30)
+    async def test_every_way_of_writing_an_address_shares_one_allowance_of_failures(self, api):
+        await api.register("ann@b\u00fccher.example", "Ann", "correct horse")
+        spellings = ["ann@b\u00fccher.example", "ann@xn--bcher-kva.example", "ANN@B\u00dcCHER.EXAMPLE"]
+        for typed in spellings:
+            answer = await api.post("/api/auth/login", {"email": typed, "password": "wrong password"})
+            assert answer.status == 401, (typed, answer.body)
+        answer = await api.post(
+            "/api/auth/login", {"email": "Ann@XN--BCHER-KVA.example", "password": "wrong"}
+        )
+        assert answer.status == 429, answer.body

@@ -39,15 +39,22 @@ def normalize(address: str) -> str:
     return valid.ascii_email
 
 
+def canonical(address: str) -> str:
+    """The one form of every way of writing ``address`` (Unicode or IDNA domain, any case): what an account is keyed by.
+
+    ``normalize``'s form lowercased, or, for text that is no address, the text lowercased.
+    """
+    try:
+        return normalize(address).lower()
+    except AddressError:
+        return address.lower()
+
+
 def stored_forms(address: str) -> list[str]:
-    """The stored forms an account given as ``address`` may have: today's ``normalize`` and the older plain lowercase.
+    """The stored forms an account given as ``address`` may have: ``canonical`` and the older plain lowercase.
 
     Accounts made before addresses were normalized were stored lowercased as
     typed (a Unicode domain stayed Unicode), so signing in looks for both.
     """
-    forms = [address.lower()]
-    try:
-        normalized = normalize(address).lower()
-    except AddressError:
-        return forms
-    return [normalized] if normalized == forms[0] else [normalized, forms[0]]
+    forms = [canonical(address), address.lower()]
+    return forms[:1] if forms[0] == forms[1] else forms

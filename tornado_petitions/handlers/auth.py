@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import accounts, mail_outbox
+from .. import accounts, addresses, mail_outbox
 from ..errors import ApiError
 from ..rate_limit import Rule
 from .base import SESSION_COOKIE, BaseHandler
@@ -61,10 +61,12 @@ class LoginHandler(SignInHandler):
 
     async def post(self) -> None:
         body = self.read_body("Login")
-        email, password = body.email.lower(), body.password
+        email, password = body.email, body.password
         rates, address = self.config.rate_limits, self.client_address()
+        # Every spelling of one address (case, Unicode or IDNA domain) shares one allowance.
+        account = addresses.canonical(email)
         attempt = await self.rate_limiter.hit_all(
-            Rule(f"login-email:{email} {address}", rates.login_per_email, rates.window_seconds),
+            Rule(f"login-email:{account} {address}", rates.login_per_email, rates.window_seconds),
             Rule(f"login-address:{address}", rates.login_per_address, rates.window_seconds),
         )
         user = await self.runner.run(accounts.find_user_for_login, email)
