@@ -107,6 +107,7 @@ def test_protected_operations_declare_bearer_and_public_ones_none():
         ("post", "/api/auth/register"),
         ("post", "/api/auth/login"),
         ("get", "/api/petitions"),
+        ("get", "/api/petitions/similar"),
         ("get", "/api/petitions/{id}"),
         ("get", "/api/petitions/{id}/events"),
         ("get", "/api/petitions/{id}/signatures/timeline"),

@@ -14,7 +14,7 @@ import peewee
 from playhouse.db_url import parse as parse_db_url
 from playhouse.pool import PooledPostgresqlDatabase
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # pg_advisory_xact_lock key taken while creating the schema ("tp" + schema).
 SCHEMA_LOCK_KEY = 0x7470_5343
 
@@ -222,7 +222,9 @@ def open_database(url: str, pool_size: int = 8) -> peewee.Database:
 
 
 def bind_database(db: peewee.Database) -> None:
-    """Bind the models to ``db``, create missing tables and record the schema version."""
+    """Bind the models to ``db``, create missing tables and the search index, record the schema version."""
+    from . import search  # search builds on these models
+
     database_proxy.initialize(db)
     with db.connection_context(), db.atomic():
         if isinstance(db, peewee.PostgresqlDatabase):
@@ -231,6 +233,7 @@ def bind_database(db: peewee.Database) -> None:
             db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
         db.create_tables(MODELS, safe=True)
         _add_missing_columns(db)
+        search.install(db)
         if not SchemaVersion.select().exists():
             SchemaVersion.create(version=SCHEMA_VERSION)
         if not EventCounter.select().exists():

@@ -17,6 +17,7 @@ from typing import Any
 from . import wire
 from .events import KINDS
 from .lifecycle import MILESTONES, REJECTION_REASONS, STATUSES, TRANSITIONS
+from .search import SIMILAR_LIMIT, SORTS, TRENDING_HOURS
 from .settings import Settings
 from .signature_store import BUCKETS
 from .validation import request_schemas
@@ -195,7 +196,9 @@ def _schemas(settings: Settings) -> dict:
                 "next_cursor": {
                     "type": "integer",
                     "nullable": True,
-                    "description": "Pass as `cursor` for the next page; null on the last page.",
+                    "description": "Pass as `cursor` (with the same filters and `sort`) for the next "
+                    "page; null on the last page. With `newest` it is the last id shown; with the other "
+                    "orders, how many petitions were shown.",
                 },
             }
         ),
@@ -488,7 +491,7 @@ def _paths(settings: Settings) -> dict:
             "get": {
                 "operationId": "listPetitions",
                 "tags": ["petitions"],
-                "summary": "Petitions, newest first, a page at a time",
+                "summary": "Petitions, searched and ordered, a page at a time",
                 "security": public,
                 "parameters": [
                     _query("status", {"type": "string", "enum": list(STATUSES)}, "Only this status."),
@@ -502,7 +505,21 @@ def _paths(settings: Settings) -> dict:
                         {"type": "string", "maxLength": limits.category_max},
                         "Only this category.",
                     ),
-                    _query("q", {"type": "string", "maxLength": 200}, "Text in the title or description."),
+                    _query(
+                        "q",
+                        {"type": "string", "maxLength": 200},
+                        "Full-text search: petitions whose title or description has every word, in any "
+                        "order, the last word also as the start of a longer one (`clim` finds climate). "
+                        "Only letters and digits count; a text with none matches nothing.",
+                    ),
+                    _query(
+                        "sort",
+                        {"type": "string", "enum": list(SORTS), "default": "newest"},
+                        "`newest` first (the default); `relevance` to `q` (title matches above "
+                        "description-only ones; without `q`, newest first); `popular` (most signatures); `trending` "
+                        f"(most signatures in the last {TRENDING_HOURS} hours; only petitions signed in "
+                        "them). Ties go newest first.",
+                    ),
                     _query(
                         "limit",
                         {"type": "integer", "minimum": 1, "maximum": limits.page_size_max, "default": 20},
@@ -511,7 +528,7 @@ def _paths(settings: Settings) -> dict:
                     _query(
                         "cursor",
                         {"type": "integer", "minimum": 1, "maximum": _MAX_FILTER},
-                        "`next_cursor` of the previous page.",
+                        "`next_cursor` of the previous page, with the same filters and `sort`.",
                     ),
                 ],
                 "responses": {
@@ -534,6 +551,32 @@ def _paths(settings: Settings) -> dict:
                     **_errors("400", "401", "403", "413", "422", "429"),
                 },
             },
+        },
+        "/api/petitions/similar": {
+            "get": {
+                "operationId": "similarPetitions",
+                "tags": ["petitions"],
+                "summary": "Petitions whose titles look like a title about to be filed",
+                "security": public,
+                "parameters": [
+                    {
+                        "name": "title",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "maxLength": limits.title_max},
+                        "description": "The title being written. Its words are compared with listed "
+                        "petitions' titles (any of them; common words such as `the` do not count).",
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": f"Up to {SIMILAR_LIMIT} listed (not rejected) petitions, most alike "
+                        "first; empty when none is (or the title is blank).",
+                        "content": _json(_ref("PetitionList")),
+                    },
+                    "422": _error("No title, or a longer one than a petition may have (`invalid_fields`)."),
+                },
+            }
         },
         "/api/petitions/my": {
             "get": {

@@ -13,7 +13,7 @@ import datetime
 
 import peewee
 
-from . import mail_outbox, statements, wire
+from . import mail_outbox, search, statements, wire
 from .accounts import Identity
 from .errors import ApiError
 from .events import KINDS, Event
@@ -125,16 +125,20 @@ def get_petition(petition_id: int) -> dict:
 def list_petitions(
     *,
     limit: int,
-    before: int | None = None,
+    cursor: int | None = None,
     status: str | None = None,
     author: int | None = None,
     category: str | None = None,
     text: str | None = None,
+    sort: str = "newest",
 ) -> tuple[list[dict], int | None]:
-    """A page of petitions, newest first, and the cursor of the next page (None at the end)."""
+    """A page of petitions in the order ``sort`` names, and the cursor of the next page (None at the end).
+
+    ``newest`` pages by id (the cursor is the last id shown, so new
+    petitions never shift a page); the other orders change as signatures
+    come in and page by position (the cursor is how many were shown).
+    """
     query = _petitions_query()
-    if before is not None:
-        query = query.where(Petition.id < before)
     if status is not None:
         query = query.where(Petition.status == status)
     if author is not None:
@@ -142,11 +146,23 @@ def list_petitions(
     if category is not None:
         query = query.where(Petition.category == category)
     if text:
-        query = query.where(Petition.title.contains(text) | Petition.description.contains(text))
-    rows = _petitions(query.order_by(Petition.id.desc()).limit(limit + 1))
+        query = search.filter_text(query, text)
+    query = search.order(query, sort, text)
+    by_id = sort == "newest"
+    if by_id and cursor is not None:
+        query = query.where(Petition.id < cursor)
+    offset = 0 if by_id else (cursor or 0)
+    rows = _petitions(query.limit(limit + 1).offset(offset or None))
     page = rows[:limit]
-    next_cursor = page[-1]["petition_id"] if len(rows) > limit else None
-    return page, next_cursor
+    if len(rows) <= limit:
+        return page, None
+    return page, page[-1]["petition_id"] if by_id else offset + limit
+
+
+def similar_petitions(title: str) -> list[dict]:
+    """Up to ``search.SIMILAR_LIMIT`` listed petitions whose titles look like ``title``, most alike first."""
+    query = search.similar(_petitions_query(), title)
+    return [] if query is None else _petitions(query)
 
 
 def user_petitions(user_id: int) -> list[dict]:

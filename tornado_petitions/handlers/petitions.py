@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .. import petition_store, signature_store
+from .. import petition_store, search, signature_store
 from ..errors import ApiError
 from ..events import Event
 from ..lifecycle import STATUSES
@@ -30,7 +30,7 @@ class ChangeHandler(BaseHandler):
 
 
 class PetitionsHandler(ChangeHandler):
-    """``GET /api/petitions`` (filters, newest first, cursor pages) and ``POST`` (file one).
+    """``GET /api/petitions`` (filters, search, four orders, cursor pages) and ``POST`` (file one).
 
     Filing is limited per user and per client address in a window of its
     own (a day by default): every filing is a row kept for good and an event
@@ -88,7 +88,7 @@ class PetitionsHandler(ChangeHandler):
             return int(raw)
 
         query["limit"] = integer("limit", 1, self.config.limits.page_size_max) or 20
-        query["before"] = integer("cursor", 1, 10**15)
+        query["cursor"] = integer("cursor", 1, 10**15)
         query["author"] = integer("author", 1, 10**15)
         status = self.get_query_argument("status", None, strip=False) or None
         if status is not None and status not in STATUSES:
@@ -100,7 +100,11 @@ class PetitionsHandler(ChangeHandler):
             if value is not None and len(value) > limit:
                 errors[name] = f"must be at most {limit} characters"
             query["text" if name == "q" else name] = (value or "").strip() or None
-        for name in ("limit", "cursor", "author", "status", "category", "q"):
+        sort = self.get_query_argument("sort", None, strip=False) or "newest"
+        if sort not in search.SORTS:
+            errors["sort"] = "must be one of " + ", ".join(search.SORTS)
+        query["sort"] = sort
+        for name in ("limit", "cursor", "author", "status", "category", "q", "sort"):
             if len(self.get_query_arguments(name, strip=False)) > 1:
                 errors[name] = "must be given at most once"
         if errors:
@@ -108,6 +112,27 @@ class PetitionsHandler(ChangeHandler):
                 422, "invalid_fields", "invalid query: " + ", ".join(sorted(errors)), fields=errors
             )
         return query
+
+
+class SimilarPetitionsHandler(BaseHandler):
+    """``GET /api/petitions/similar?title=``: petitions a new one may duplicate, for the filing form."""
+
+    route = "/api/petitions/similar"
+
+    async def get(self) -> None:
+        title = self.get_query_argument("title", None, strip=False)
+        limit = self.config.limits.title_max
+        problem = None
+        if title is None:
+            problem = "is required"
+        elif len(title) > limit:
+            problem = f"must be at most {limit} characters"
+        elif len(self.get_query_arguments("title", strip=False)) > 1:
+            problem = "must be given at most once"
+        if problem:
+            raise ApiError(422, "invalid_fields", "invalid query: title", fields={"title": problem})
+        petitions = await self.runner.run(petition_store.similar_petitions, title)
+        self.write_json({"petitions": petitions})
 
 
 class MyPetitionsHandler(BaseHandler):
@@ -215,6 +240,7 @@ class TimelineHandler(BaseHandler):
 
 default_handlers = [
     (r"/api/petitions", PetitionsHandler),
+    (r"/api/petitions/similar", SimilarPetitionsHandler),
     (r"/api/petitions/my", MyPetitionsHandler),
     (r"/api/me/signatures", MySignaturesHandler),
     (rf"/api/petitions/{_ID}", PetitionHandler),
