@@ -232,6 +232,7 @@ def _drop_search_index(db: peewee.Database) -> None:
     if isinstance(db, peewee.PostgresqlDatabase):
         db.execute_sql("DROP TRIGGER petition_search_document ON petition")
         db.execute_sql("ALTER TABLE petition DROP COLUMN search_document")
+        db.execute_sql("DROP INDEX petition_search_title")
     else:
         for name in ("insert", "update", "delete"):
             db.execute_sql(f"DROP TRIGGER petition_search_{name}")

@@ -161,8 +161,13 @@ def list_petitions(
 
 def similar_petitions(title: str) -> list[dict]:
     """Up to ``search.SIMILAR_LIMIT`` listed petitions whose titles look like ``title``, most alike first."""
-    query = search.similar(_petitions_query(), title)
-    return [] if query is None else _petitions(query)
+    ids = search.similar_ids(_petitions_query(), title)
+    found = (
+        {p["petition_id"]: p for p in _petitions(_petitions_query().where(Petition.id.in_(ids)))}
+        if ids
+        else {}
+    )
+    return [found[petition_id] for petition_id in ids if petition_id in found]
 
 
 def user_petitions(user_id: int) -> list[dict]:

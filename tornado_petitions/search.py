@@ -24,6 +24,8 @@ finds "Más"); PostgreSQL's ``simple`` does not (that needs the
 from __future__ import annotations
 
 import datetime
+import functools
+import operator
 import re
 
 import peewee
@@ -35,6 +37,11 @@ SORTS = ("newest", "relevance", "popular", "trending")
 TRENDING_HOURS = 24
 # How many petitions ``similar`` returns at most.
 SIMILAR_LIMIT = 5
+# sort=relevance ranks this many newest matches and this many newest title matches.
+RELEVANCE_WINDOW = 300
+# ``similar`` compares at most this many words of a title, each bringing this many newest titles.
+SIMILAR_WORDS = 10
+SIMILAR_CANDIDATES = 50
 # A query uses at most this many words (``q`` is at most 200 characters anyway).
 MAX_WORDS = 32
 # bm25 weights of the FTS5 columns (title, description), and ts_rank's weights of D, C, B, A:
@@ -50,6 +57,8 @@ _WORD = re.compile(r"[^\W_]+")
 
 _fts = peewee.Table("petition_search", ("rowid", "rank", "petition_search"))
 _document = peewee.Column(Petition, "search_document")
+# PostgreSQL: titles alone, under an expression index whose statistics tell rare title words from common.
+_title_document = peewee.fn.to_tsvector(peewee.SQL(f"'{_TS_CONFIG}'::regconfig"), Petition.title)
 
 
 def words(text: str) -> list[str]:
@@ -57,22 +66,26 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())[:MAX_WORDS]
 
 
-def fts5_query(terms: list[str], operator: str = " ", column: str | None = None) -> str:
+def fts5_query(
+    terms: list[str], *, any_word: bool = False, titles_only: bool = False, prefix: bool = True
+) -> str:
     """An FTS5 query of ``terms``, each quoted (no operator survives), the last one a prefix.
 
-    ``operator`` " " means every word (in any order), " OR " any of them.
+    Every word must match (in any order), or with ``any_word`` any of them.
     """
     quoted = [f'"{term}"' for term in terms]
-    quoted[-1] += "*"
-    query = operator.join(quoted)
-    return f"{column} : ({query})" if column else query
+    if prefix:
+        quoted[-1] += "*"
+    query = (" OR " if any_word else " ").join(quoted)
+    return f"title : ({query})" if titles_only else query
 
 
-def tsquery_text(terms: list[str], operator: str = " & ", weight: str = "") -> str:
-    """A ``to_tsquery`` string of ``terms``, each quoted, the last one a prefix; ``weight`` "A": titles only."""
-    quoted = [f"'{term}'" + (f":{weight}" if weight else "") for term in terms]
-    quoted[-1] = f"'{terms[-1]}':*{weight}"
-    return operator.join(quoted)
+def tsquery_text(terms: list[str], *, any_word: bool = False, prefix: bool = True) -> str:
+    """``fts5_query`` for PostgreSQL's ``to_tsquery`` (titles alone have their own index there)."""
+    quoted = [f"'{term}'" for term in terms]
+    if prefix:
+        quoted[-1] += ":*"
+    return (" | " if any_word else " & ").join(quoted)
 
 
 def _is_postgres() -> bool:
@@ -83,8 +96,21 @@ def _tsquery(text: str) -> peewee.Node:
     return peewee.fn.to_tsquery(peewee.SQL(f"'{_TS_CONFIG}'::regconfig"), text)
 
 
-def _matching_ids(match: str) -> peewee.Node:
-    return _fts.select(_fts.rowid).where(peewee.Expression(_fts.petition_search, "MATCH", match))
+def _fts_match(match: str) -> peewee.Expression:
+    return peewee.Expression(_fts.petition_search, "MATCH", match)
+
+
+def _matches(terms: list[str], *, titles_only: bool = False, **how: bool) -> peewee.Expression:
+    """The condition "this petition matches ``terms``", ``how`` as ``fts5_query`` takes it."""
+    if _is_postgres():
+        document = _title_document if titles_only else _document
+        return peewee.Expression(document, "@@", _tsquery(tsquery_text(terms, **how)))
+    match = fts5_query(terms, titles_only=titles_only, **how)
+    return Petition.id.in_(_fts.select(_fts.rowid).where(_fts_match(match)))
+
+
+def _newest_ids(query: peewee.ModelSelect, condition: peewee.Expression, count: int) -> peewee.ModelSelect:
+    return query.where(condition).select(Petition.id).order_by(Petition.id.desc()).limit(count)
 
 
 def filter_text(query: peewee.ModelSelect, text: str) -> peewee.ModelSelect:
@@ -95,16 +121,14 @@ def filter_text(query: peewee.ModelSelect, text: str) -> peewee.ModelSelect:
     terms = words(text)
     if not terms:
         return query.where(peewee.SQL("1 = 0"))
-    if _is_postgres():
-        return query.where(peewee.Expression(_document, "@@", _tsquery(tsquery_text(terms))))
-    return query.where(Petition.id.in_(_matching_ids(fts5_query(terms))))
+    return query.where(_matches(terms))
 
 
 def order(query: peewee.ModelSelect, sort: str, text: str | None) -> peewee.ModelSelect:
     """``query`` (already filtered by ``filter_text`` when there is a text) in the order ``sort`` names.
 
-    ``relevance`` needs a text; every order ends with the newest first, so
-    pages are stable.
+    ``relevance`` without a text is newest first; every order ends with the
+    newest first, so pages are stable.
     """
     newest = Petition.id.desc()
     if sort == "popular":
@@ -112,30 +136,39 @@ def order(query: peewee.ModelSelect, sort: str, text: str | None) -> peewee.Mode
     if sort == "trending":
         since = utcnow() - datetime.timedelta(hours=TRENDING_HOURS)
         recent = peewee.fn.COUNT(Signature.id)
+        # Ordered inside, so the database can walk the counts in order and stop at a page.
         counts = (
             Signature.select(Signature.petition.alias("petition_id"), recent.alias("recent"))
             .where(Signature.created_at >= since)
             .group_by(Signature.petition)
+            .order_by(recent.desc(), Signature.petition.desc())
             .alias("trend")
         )
         joined = query.join(counts, on=(counts.c.petition_id == Petition.id))
-        return joined.order_by(counts.c.recent.desc(), newest)
-    if sort == "relevance" and text and words(text):
-        return _by_rank(query, words(text))
+        return joined.order_by(counts.c.recent.desc(), counts.c.petition_id.desc())
+    terms = words(text or "")
+    if sort == "relevance" and terms:
+        return _by_rank(query, terms)
     return query.order_by(newest)
 
 
 def _by_rank(query: peewee.ModelSelect, terms: list[str]) -> peewee.ModelSelect:
+    """The ``RELEVANCE_WINDOW`` newest matches, best first: ts_rank over weights A/B, or bm25 over (title, description).
+
+    Ranking every match of a common word reads every matching row (a third
+    of the table for "street"); the window bounds a search's cost at any
+    size.  It is an id range, which FTS5 walks without visiting older rows.
+    """
+    window = _newest_ids(query, _matches(terms), RELEVANCE_WINDOW).alias("window")
+    oldest = peewee.Select([window], [peewee.fn.MIN(window.c.id)])
+    query = query.where(Petition.id >= oldest)
     if _is_postgres():
-        rank = peewee.fn.ts_rank(peewee.SQL(f"'{_TS_WEIGHTS}'"), _document, _tsquery(tsquery_text(terms)))
+        weights = peewee.SQL(f"'{_TS_WEIGHTS}'")
+        rank = peewee.fn.ts_rank(weights, _document, _tsquery(tsquery_text(terms)))
         return query.order_by(rank.desc(), Petition.id.desc())
-    ranked = (
-        _fts.select(_fts.rowid, _fts.rank)
-        .where(peewee.Expression(_fts.petition_search, "MATCH", fts5_query(terms)))
-        .alias("ranked")
-    )
-    joined = query.join(ranked, on=(ranked.c.rowid == Petition.id))
-    return joined.order_by(ranked.c.rank, Petition.id.desc())
+    match = _fts_match(fts5_query(terms)) & (_fts.rowid >= oldest)
+    ranked = _fts.select(_fts.rowid, _fts.rank).where(match).alias("ranked")
+    return query.join(ranked, on=(ranked.c.rowid == Petition.id)).order_by(ranked.c.rank, Petition.id.desc())
 
 
 def publicly_listed() -> peewee.Expression:
@@ -143,31 +176,37 @@ def publicly_listed() -> peewee.Expression:
     return Petition.status != "rejected"
 
 
-def similar(query: peewee.ModelSelect, title: str) -> peewee.ModelSelect | None:
-    """``query`` narrowed to listed petitions whose titles share a word with ``title``, most alike first.
+def similar_ids(query: peewee.ModelSelect, title: str) -> list[int]:
+    """The ids of up to ``SIMILAR_LIMIT`` listed petitions of ``query`` whose titles look like ``title``.
 
-    None when ``title`` has no word that could tell petitions apart.
+    Each word of ``title`` brings the ``SIMILAR_CANDIDATES`` newest titles
+    that have it (the full-text index finds them; a common word costs no
+    more than a rare one), and the candidates are ranked by the share of
+    words their title and ``title`` have in common, then newest first.
     """
-    terms = [term for term in words(title) if len(term) > 1 and term not in _NOT_ALIKE]
+    terms = [term for term in words(title) if len(term) > 1 and term not in _NOT_ALIKE][:SIMILAR_WORDS]
     if not terms:
-        return None
+        return []
     query = query.where(publicly_listed())
-    if _is_postgres():
-        match = _tsquery(tsquery_text(terms, " | ", weight="A"))
-        rank = peewee.fn.ts_rank(_document, match)
-        query = query.where(peewee.Expression(_document, "@@", match)).order_by(
-            rank.desc(), Petition.id.desc()
+    last = len(terms) - 1
+    per_word = [
+        _newest_ids(query, _matches([term], titles_only=True, prefix=n == last), SIMILAR_CANDIDATES).alias(
+            f"w{n}"
         )
-    else:
-        match_titles = fts5_query(terms, " OR ", column="title")
-        ranked = (
-            _fts.select(_fts.rowid, _fts.rank)
-            .where(peewee.Expression(_fts.petition_search, "MATCH", match_titles))
-            .alias("ranked")
-        )
-        query = query.join(ranked, on=(ranked.c.rowid == Petition.id))
-        query = query.order_by(ranked.c.rank, Petition.id.desc())
-    return query.limit(SIMILAR_LIMIT)
+        for n, term in enumerate(terms)
+    ]
+    ids = functools.reduce(operator.or_, (peewee.Select([part], [part.c.id]) for part in per_word))
+    rows = query.where(Petition.id.in_(ids)).select(Petition.id, Petition.title).tuples()
+    wanted, prefix = set(terms[:-1]), terms[-1]
+    scored = []
+    for petition_id, candidate in rows:
+        theirs = set(words(candidate)) - _NOT_ALIKE
+        # The last word as typed so far: the first of their words it begins, if any.
+        completed = next((word for word in sorted(theirs) if word.startswith(prefix)), prefix)
+        ours = wanted | {completed}
+        scored.append((-len(ours & theirs) / len(ours | theirs), -petition_id))
+    scored.sort()
+    return [-petition_id for _, petition_id in scored[:SIMILAR_LIMIT]]
 
 
 # -- the index itself ---------------------------------------------------------------
@@ -197,13 +236,19 @@ _PG_DOCUMENT = (
 )
 _PG_SCHEMA = (
     "ALTER TABLE petition ADD COLUMN search_document tsvector",
+    # The planner weighs an index scan against walking newest first by each word's frequency:
+    # the default 1,000 most common lexemes make every rarer word look common.
+    "ALTER TABLE petition ALTER COLUMN search_document SET STATISTICS 1000",
     "CREATE OR REPLACE FUNCTION petition_search_document() RETURNS trigger LANGUAGE plpgsql AS $$"
     f" BEGIN NEW.search_document := {_PG_DOCUMENT.format(row='NEW.')}; RETURN NEW; END $$",
     "CREATE TRIGGER petition_search_document BEFORE INSERT OR UPDATE OF title, description ON petition"
     " FOR EACH ROW EXECUTE FUNCTION petition_search_document()",
     # Fills the column for the petitions already there.
     f"UPDATE petition SET search_document = {_PG_DOCUMENT.format(row='')}",
-    "CREATE INDEX petition_search_document ON petition USING GIN (search_document)",
+    "CREATE INDEX IF NOT EXISTS petition_search_document ON petition USING GIN (search_document)",
+    f"CREATE INDEX IF NOT EXISTS petition_search_title ON petition USING GIN (to_tsvector('{_TS_CONFIG}'::regconfig, title))",
+    "ALTER INDEX petition_search_title ALTER COLUMN 1 SET STATISTICS 1000",
+    "ANALYZE petition",
 )
 # The orders other than newest: most signatures, and signatures of the last hours per petition.
 _ORDER_INDEXES = (
