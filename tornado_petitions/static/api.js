@@ -69,6 +69,7 @@ export const api = {
     if (cursor) query.set("cursor", String(cursor));
     return request("GET", `/api/petitions?${query}`);
   },
+  similar: (title) => request("GET", `/api/petitions/similar?${new URLSearchParams({ title })}`),
   events: (id) => request("GET", `/api/petitions/${id}/events`),
   timeline: (id, bucket) => request("GET", `/api/petitions/${id}/signatures/timeline?bucket=${bucket}`),
   queues: () => request("GET", "/api/admin/queues"),

@@ -6,7 +6,8 @@ import { api, checkSession, listAll } from "api.js";
 import { Feed } from "feed.js";
 import { dashboardView } from "dashboard.js";
 import {
-  clearErrors, describe, fillCard, newCard, reconcile, setText, showErrors, showMessage, statusLabel,
+  clearErrors, describe, fillCard, newCard, petitionPath, reconcile, setText, showErrors, showMessage,
+  signatureCount, statusLabel,
 } from "render.js";
 import { SignInDialog, config, notice, renderConnection, showAccount, signOutOnServer } from "session.js";
 
@@ -189,11 +190,19 @@ async function loadMore() {
   }
 }
 
-/** The list's search, as the API's `q` does it: words of the title or text, ignoring case. */
+/** The words of a text as the server's search sees them: letters and digits, lower-cased, accents folded. */
+function searchWords(text) {
+  const folded = text.normalize("NFD").replace(/\p{M}/gu, "").toLowerCase();
+  return folded.match(/[\p{L}\p{N}]+/gu) || [];
+}
+
+/** The list's search, as the API's `q` does it: every word, in any order, the last one also as a prefix. */
 function matchesQuery(petition) {
-  if (!state.query) return true;
-  const needle = state.query.toLowerCase();
-  return petition.title.toLowerCase().includes(needle) || petition.description.toLowerCase().includes(needle);
+  const wanted = searchWords(state.query);
+  if (!wanted.length) return !state.query;
+  const theirs = new Set(searchWords(`${petition.title} ${petition.description}`));
+  const last = wanted.pop();
+  return wanted.every((word) => theirs.has(word)) && [...theirs].some((word) => word.startsWith(last));
 }
 
 function searchChanged() {
@@ -302,6 +311,47 @@ async function loadSignatures() {
   }
 }
 
+// -- petitions like the one being filed ------------------------------------------------
+
+const SIMILAR_DELAY_MS = 300;
+let similarTimer = null;
+let similarToken = 0;
+
+/** As the title is typed (once it pauses), show the petitions that look like it. */
+function titleTyped() {
+  clearTimeout(similarTimer);
+  const title = $("petition-title").value.trim();
+  const token = ++similarToken;
+  if (title.length < 3) {
+    showSimilar([]);
+    return;
+  }
+  similarTimer = setTimeout(async () => {
+    try {
+      const found = await api.similar(title);
+      if (token === similarToken) showSimilar(found.petitions);
+    } catch {
+      // Only a hint: filing still works without it.
+      if (token === similarToken) showSimilar([]);
+    }
+  }, SIMILAR_DELAY_MS);
+}
+
+function showSimilar(petitions) {
+  const list = $("similar-list");
+  list.replaceChildren(
+    ...petitions.map((petition) => {
+      const item = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = petitionPath(petition.petition_id);
+      link.textContent = petition.title;
+      item.append(link, ` (${signatureCount(petition.signature_count)})`);
+      return item;
+    }),
+  );
+  $("similar").hidden = petitions.length === 0;
+}
+
 async function filePetition(event) {
   event.preventDefault();
   const form = event.currentTarget;
@@ -320,6 +370,8 @@ async function filePetition(event) {
     applyPetition(petition);
     if (!state.mine.some((p) => p.petition_id === petition.petition_id)) state.mine = [petition, ...state.mine];
     form.reset();
+    ++similarToken;
+    showSimilar([]);
     showMessage(done, `Filed “${petition.title}”. You will see every decision on it here, live.`, "info");
     scheduleRender();
   } catch (error) {
@@ -355,6 +407,8 @@ function start(user) {
   state.signed = new Set();
   state.greeted = false;
   state.loadToken += 1;
+  ++similarToken;
+  showSimilar([]);
   dashboard.reset();
   showAccount(user);
   const admin = isAdmin();
@@ -408,6 +462,7 @@ function boot() {
   fillStatusOptions($("status-filter"));
   dashboard.boot();
   $("petition-form").addEventListener("submit", filePetition);
+  $("petition-title").addEventListener("input", titleTyped);
   $("sign-out").addEventListener("click", signOut);
   $("open-signin").addEventListener("click", () => askToSignIn("signin"));
   $("open-register").addEventListener("click", () => askToSignIn("register"));
