@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import random
 import secrets
 import statistics
@@ -40,7 +41,7 @@ RARE_WORDS = (
 VERBS = "Fix Repair Protect Save Build Open Stop Improve Extend Reduce Restore Fund Keep Ban Add".split()
 PLACES = "Mill Road, High Street, Elm Park, the harbour, North Quay, Station Square, the old town".split(", ")
 # The words timed: one in about a fifth of the petitions, one in a few dozen, and a prefix.
-COMMON, RARE, PREFIX = "street", "zeppelin", "recyc"
+COMMON, RARE, PREFIX, TWO_COMMON = "street", "zeppelin", "recyc", "road street"
 SIGNATURE_DAYS = 3
 
 
@@ -58,12 +59,13 @@ def vocabulary(rng: random.Random) -> tuple[list[str], list[float]]:
 def petition_rows(count: int, author_id: int, seed: int = 7) -> list[tuple]:
     rng = random.Random(seed)
     words, weights = vocabulary(rng)
+    cumulative = list(itertools.accumulate(weights))
     now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     rows = []
     for number in range(count):
-        topic = rng.choices(words, weights)[0]
+        topic = rng.choices(words, cum_weights=cumulative)[0]
         title = f"{rng.choice(VERBS)} the {topic} {rng.choice(('on', 'at', 'near'))} {rng.choice(PLACES)}"
-        body = " ".join(rng.choices(words, weights, k=rng.randint(30, 90)))
+        body = " ".join(rng.choices(words, cum_weights=cumulative, k=rng.randint(30, 90)))
         description = body[0].upper() + body[1:] + "."
         submitted = now - datetime.timedelta(minutes=count - number)
         signatures = int(rng.paretovariate(1.2)) - 1
@@ -146,23 +148,34 @@ def timed(call: Callable[[], object], runs: int) -> tuple[float, float, int]:
 
 
 def measure(db_url: str, runs: int, old_runs: int) -> list[tuple[str, str, float, float, int]]:
-    from tornado_petitions import models, petition_store
+    from tornado_petitions import models, petition_store, search
+    from tornado_petitions.models import Petition
 
     db = models.open_database(db_url)
     models.bind_database(db)
     results = []
     cases: list[tuple[str, str, Callable[[], object], int]] = []
-    for label, word in (("common", COMMON), ("rare", RARE), ("prefix", PREFIX)):
+    words = (("common", COMMON), ("rare", RARE), ("prefix", PREFIX), ("two common", TWO_COMMON))
+    with db.connection_context():
+        matches = {word: search.filter_text(Petition.select(), word).count() for _, word in words}
+    for label, word in words:
         for sort in ("newest", "relevance"):
             cases.append(
                 (
-                    f"q={word} ({label})",
+                    f"q={word} ({label}, {matches[word]} matches)",
                     sort,
                     lambda w=word, s=sort: petition_store.list_petitions(limit=20, text=w, sort=s),
                     runs,
                 )
             )
-        cases.append((f"q={word} ({label})", "old LIKE", lambda w=word: old_like_query(w), old_runs))
+        cases.append(
+            (
+                f"q={word} ({label}, {matches[word]} matches)",
+                "old LIKE",
+                lambda w=word: old_like_query(w),
+                old_runs,
+            )
+        )
     for sort in ("popular", "trending"):
         cases.append(("no q", sort, lambda s=sort: petition_store.list_petitions(limit=20, sort=s), runs))
     title = f"Repair the {RARE} near Mill Road"

@@ -100,17 +100,29 @@ def _fts_match(match: str) -> peewee.Expression:
     return peewee.Expression(_fts.petition_search, "MATCH", match)
 
 
-def _matches(terms: list[str], *, titles_only: bool = False, **how: bool) -> peewee.Expression:
-    """The condition "this petition matches ``terms``", ``how`` as ``fts5_query`` takes it."""
+def _matching(
+    query: peewee.ModelSelect, terms: list[str], *, titles_only: bool = False, **how: bool
+) -> peewee.ModelSelect:
+    """``query`` narrowed to petitions matching ``terms``, ``how`` as ``fts5_query`` takes it.
+
+    On SQLite the FTS5 table is joined, so a newest-first walk (``_newest``)
+    reads its matches in rowid order and stops at a page, never collecting
+    every match of a common word first.
+    """
     if _is_postgres():
         document = _title_document if titles_only else _document
-        return peewee.Expression(document, "@@", _tsquery(tsquery_text(terms, **how)))
-    match = fts5_query(terms, titles_only=titles_only, **how)
-    return Petition.id.in_(_fts.select(_fts.rowid).where(_fts_match(match)))
+        return query.where(peewee.Expression(document, "@@", _tsquery(tsquery_text(terms, **how))))
+    match = _fts_match(fts5_query(terms, titles_only=titles_only, **how))
+    return query.switch(Petition).join(_fts, on=(_fts.rowid == Petition.id)).where(match)
 
 
-def _newest_ids(query: peewee.ModelSelect, condition: peewee.Expression, count: int) -> peewee.ModelSelect:
-    return query.where(condition).select(Petition.id).order_by(Petition.id.desc()).limit(count)
+def _newest(text: str | None) -> peewee.Node:
+    """Newest first, as the database walks a query ``filter_text`` made from ``text``."""
+    return _fts.rowid.desc() if text and words(text) and not _is_postgres() else Petition.id.desc()
+
+
+def _newest_ids(query: peewee.ModelSelect, newest: peewee.Node, count: int) -> peewee.ModelSelect:
+    return query.select(Petition.id).order_by(newest).limit(count)
 
 
 def filter_text(query: peewee.ModelSelect, text: str) -> peewee.ModelSelect:
@@ -121,7 +133,7 @@ def filter_text(query: peewee.ModelSelect, text: str) -> peewee.ModelSelect:
     terms = words(text)
     if not terms:
         return query.where(peewee.SQL("1 = 0"))
-    return query.where(_matches(terms))
+    return _matching(query, terms)
 
 
 def order(query: peewee.ModelSelect, sort: str, text: str | None) -> peewee.ModelSelect:
@@ -149,7 +161,7 @@ def order(query: peewee.ModelSelect, sort: str, text: str | None) -> peewee.Mode
     terms = words(text or "")
     if sort == "relevance" and terms:
         return _by_rank(query, terms)
-    return query.order_by(newest)
+    return query.order_by(_newest(text))
 
 
 def _by_rank(query: peewee.ModelSelect, terms: list[str]) -> peewee.ModelSelect:
@@ -159,16 +171,14 @@ def _by_rank(query: peewee.ModelSelect, terms: list[str]) -> peewee.ModelSelect:
     of the table for "street"); the window bounds a search's cost at any
     size.  It is an id range, which FTS5 walks without visiting older rows.
     """
-    window = _newest_ids(query, _matches(terms), RELEVANCE_WINDOW).alias("window")
+    window = _newest_ids(query, _newest(" ".join(terms)), RELEVANCE_WINDOW).alias("window")
     oldest = peewee.Select([window], [peewee.fn.MIN(window.c.id)])
-    query = query.where(Petition.id >= oldest)
     if _is_postgres():
         weights = peewee.SQL(f"'{_TS_WEIGHTS}'")
         rank = peewee.fn.ts_rank(weights, _document, _tsquery(tsquery_text(terms)))
-        return query.order_by(rank.desc(), Petition.id.desc())
-    match = _fts_match(fts5_query(terms)) & (_fts.rowid >= oldest)
-    ranked = _fts.select(_fts.rowid, _fts.rank).where(match).alias("ranked")
-    return query.join(ranked, on=(ranked.c.rowid == Petition.id)).order_by(ranked.c.rank, Petition.id.desc())
+        return query.where(Petition.id >= oldest).order_by(rank.desc(), Petition.id.desc())
+    # An id range FTS5 walks directly; bm25 (the table's rank) is computed for the window only.
+    return query.where(_fts.rowid >= oldest).order_by(_fts.rank, Petition.id.desc())
 
 
 def publicly_listed() -> peewee.Expression:
@@ -190,9 +200,9 @@ def similar_ids(query: peewee.ModelSelect, title: str) -> list[int]:
     query = query.where(publicly_listed())
     last = len(terms) - 1
     per_word = [
-        _newest_ids(query, _matches([term], titles_only=True, prefix=n == last), SIMILAR_CANDIDATES).alias(
-            f"w{n}"
-        )
+        _newest_ids(
+            _matching(query, [term], titles_only=True, prefix=n == last), _newest(term), SIMILAR_CANDIDATES
+        ).alias(f"w{n}")
         for n, term in enumerate(terms)
     ]
     ids = functools.reduce(operator.or_, (peewee.Select([part], [part.c.id]) for part in per_word))
