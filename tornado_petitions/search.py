@@ -37,7 +37,7 @@ SORTS = ("newest", "relevance", "popular", "trending")
 TRENDING_HOURS = 24
 # How many petitions ``similar`` returns at most.
 SIMILAR_LIMIT = 5
-# sort=relevance ranks this many newest matches and this many newest title matches.
+# sort=relevance ranks this many newest matches (the filters applied first).
 RELEVANCE_WINDOW = 300
 # ``similar`` compares at most this many words of a title, each bringing this many newest titles.
 SIMILAR_WORDS = 10
@@ -66,26 +66,21 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())[:MAX_WORDS]
 
 
-def fts5_query(
-    terms: list[str], *, any_word: bool = False, titles_only: bool = False, prefix: bool = True
-) -> str:
-    """An FTS5 query of ``terms``, each quoted (no operator survives), the last one a prefix.
-
-    Every word must match (in any order), or with ``any_word`` any of them.
-    """
+def fts5_query(terms: list[str], *, titles_only: bool = False, prefix: bool = True) -> str:
+    """An FTS5 query: every one of ``terms`` (in any order), each quoted so no operator survives, the last a prefix."""
     quoted = [f'"{term}"' for term in terms]
     if prefix:
         quoted[-1] += "*"
-    query = (" OR " if any_word else " ").join(quoted)
+    query = " ".join(quoted)
     return f"title : ({query})" if titles_only else query
 
 
-def tsquery_text(terms: list[str], *, any_word: bool = False, prefix: bool = True) -> str:
+def tsquery_text(terms: list[str], *, prefix: bool = True) -> str:
     """``fts5_query`` for PostgreSQL's ``to_tsquery`` (titles alone have their own index there)."""
     quoted = [f"'{term}'" for term in terms]
     if prefix:
         quoted[-1] += ":*"
-    return (" | " if any_word else " & ").join(quoted)
+    return " & ".join(quoted)
 
 
 def _is_postgres() -> bool:
@@ -101,9 +96,9 @@ def _fts_match(match: str) -> peewee.Expression:
 
 
 def _matching(
-    query: peewee.ModelSelect, terms: list[str], *, titles_only: bool = False, **how: bool
+    query: peewee.ModelSelect, terms: list[str], *, titles_only: bool = False, prefix: bool = True
 ) -> peewee.ModelSelect:
-    """``query`` narrowed to petitions matching ``terms``, ``how`` as ``fts5_query`` takes it.
+    """``query`` narrowed to petitions matching every one of ``terms`` (in titles only, with ``titles_only``).
 
     On SQLite the FTS5 table is joined, so a newest-first walk (``_newest``)
     reads its matches in rowid order and stops at a page, never collecting
@@ -111,8 +106,8 @@ def _matching(
     """
     if _is_postgres():
         document = _title_document if titles_only else _document
-        return query.where(peewee.Expression(document, "@@", _tsquery(tsquery_text(terms, **how))))
-    match = _fts_match(fts5_query(terms, titles_only=titles_only, **how))
+        return query.where(peewee.Expression(document, "@@", _tsquery(tsquery_text(terms, prefix=prefix))))
+    match = _fts_match(fts5_query(terms, titles_only=titles_only, prefix=prefix))
     return query.switch(Petition).join(_fts, on=(_fts.rowid == Petition.id)).where(match)
 
 
