@@ -263,3 +263,25 @@ def test_an_older_database_gets_its_index_filled_at_start_up(db_url):
             assert len(page) == 3
     finally:
         models.close_database(db)
+
+
+@pytest.mark.gen_test
+async def test_relevance_pages_cover_every_match_once(api):
+    ann = await api.register("ann@example.org")
+    for n in range(5):
+        await file(api, ann["token"], f"Bicycle parking number {n}", "Racks.")
+        await file(api, ann["token"], f"Bench number {n}", "Near the bicycle racks.")
+    seen, cursor = [], None
+    while True:
+        page = await api.get(
+            "/api/petitions?"
+            + q("bicycle", sort="relevance", limit="3", **({"cursor": str(cursor)} if cursor else {}))
+        )
+        assert page.status == 200
+        seen += [p["title"] for p in page.body["petitions"]]
+        cursor = page.body["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 10 and len(set(seen)) == 10
+    # Every title match first.
+    assert all(title.startswith("Bicycle") for title in seen[:5])
