@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 
-from . import __version__, accounts, addresses, petition_store, validation
+from . import __version__, accounts, addresses, petition_store, redaction, validation
 from .errors import ApiError
 from .models import bind_database, close_database, open_database
 from .settings import Settings
@@ -112,7 +112,7 @@ _SERVE_FLAGS = (
     (
         "--public-url",
         "public_url",
-        "the service's address for links in mails (default http://localhost:PORT)",
+        "the service's address in mail links and Open Graph tags (default http://localhost:PORT)",
     ),
     (
         "--mail-secret",
@@ -277,6 +277,8 @@ def main(argv: list[str] | None = None, prog: str = "tornado-petitions") -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Tornado's own lines carry request lines and exception texts: secrets out of every line.
+    redaction.install()
     # Peewee's debug lines carry query parameters (password hashes, token hashes).
     logging.getLogger("peewee").setLevel(max(logging.INFO, logging.getLogger().level))
     from .server import serve
