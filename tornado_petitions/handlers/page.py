@@ -152,7 +152,7 @@ class PetitionPageHandler(WebPageHandler):
             page_config=config,
             petition=petition,
             preview=_preview(petition["description"]),
-            page_url=f"{self.request.protocol}://{self.request.host}{self.request.path}",
+            page_url=f"{self.config.public_base_url()}/petitions/{petition['petition_id']}",
             uplot_version=UPLOT_VERSION,
         )
 
