@@ -97,11 +97,7 @@ class Text:
         return value
 
     def pattern(self) -> str:
-        """``check`` as an ECMA regex, for the document (tests/test_validation.py holds the two equal).
-
-        A ``visible`` rule's classes hold astral characters as themselves: read
-        the pattern with the ``u`` flag.
-        """
+        """``check`` as an ECMA regex, for the document (tests/test_validation.py holds the two equal)."""
         if self.visible:
             text, solid = rf"[^\x00{_BIDI}]", rf"[^{_WS}\x00{_BIDI}]"
             # The lookahead: somewhere, a character that draws something (none of them is NUL).
@@ -134,24 +130,27 @@ class Text:
 
 
 def _invisible(character: str) -> bool:
-    return unicodedata.category(character) in _INVISIBLE_CATEGORIES
+    """Whether ``character`` draws nothing; only the BMP's count (see ``_invisible_class``)."""
+    return character <= "\uffff" and unicodedata.category(character) in _INVISIBLE_CATEGORIES
 
 
 @functools.cache
 def _invisible_class() -> str:
-    """Every invisible character as the body of a regex class (ranges; BMP ones as \\uXXXX escapes)."""
+    """Every invisible character as the body of a regex class, in ``\\uXXXX`` ranges.
+
+    The BMP's only: an astral character cannot be spelled in an ECMA class
+    without the ``u`` flag (and tools that rewrite patterns, schemathesis
+    among them, spell it in Python's way), so the few astral format
+    characters (tag characters, U+1D173-U+1D17A ...) count as visible.
+    """
     ranges: list[list[int]] = []
-    for code in range(0x110000):
+    for code in range(0x10000):
         if _invisible(chr(code)):
             if ranges and ranges[-1][1] == code - 1:
                 ranges[-1][1] = code
             else:
                 ranges.append([code, code])
-
-    def spelled(code: int) -> str:
-        return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
-
-    return "".join(spelled(low) + ("" if low == high else "-" + spelled(high)) for low, high in ranges)
+    return "".join(f"\\u{low:04x}" + ("" if low == high else f"-\\u{high:04x}") for low, high in ranges)
 
 
 def _status_change(model: BaseModel) -> BaseModel:
