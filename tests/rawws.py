@@ -94,3 +94,11 @@ class RawWebSocket:
 
     def close(self) -> None:
         self.writer.close()
+
+    async def close_and_wait(self) -> None:
+        """``close()``, then wait until the transport is gone (no stream left for the loop's teardown)."""
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionResetError, BrokenPipeError):
+            pass

@@ -21,9 +21,15 @@ RULES = [
     Text(50, 7),
     Text(50, 8, strip=False),
     Text(50, 8, strip=False, blank=False),
+    Text(50, 1, visible=True),
+    Text(50, 3, visible=True),
 ]
-# Whitespace (ASCII and not), NUL, "@", letters and a lone surrogate: every class the rules tell apart.
-CHARACTERS = st.sampled_from([*TRIMMED, "\x00", "@", "a", "é", "\u00a0", "\u2028", "\ud800"])
+# Whitespace (ASCII and not), NUL, "@", letters, a lone surrogate, zero-width and format characters
+# (BMP and astral), bidirectional controls: every class the rules tell apart.
+CHARACTERS = st.sampled_from(
+    [*TRIMMED, "\x00", "@", "a", "é", "\u00a0", "\u2028", "\ud800", "\u200b", "\u00ad", "\U000e0041"]
+    + ["\u202e", "\u2066", "\u200f", "\u061c", "\U0001f600", "\u0301"]
+)
 
 
 def accepted(rule: Text, value: str) -> bool:

@@ -9,7 +9,8 @@ model of RFC 6455 as the server applies it predicts the outcome:
   gets ``{"type":"pong"}``);
 - a message over ``--max-ws-message-bytes``: close frame 1009;
 - a protocol violation: the connection is dropped (a close frame, if any,
-  is 1002 or 1007);
+  is 1002 or 1007); a close frame with an invalid code (or a one-byte
+  payload): close frame 1002;
 - a client close frame: the server answers with a close frame.
 
 Throughout, another client on the same channel keeps receiving events, and
@@ -112,7 +113,7 @@ def predict(frames: list[Frame]) -> tuple[str, int, bool, int]:
     """(outcome, frames the server reads before it, whether a fragmented message is left open,
     how many of the messages it reads are pings it answers with a pong).
 
-    Outcomes: "usable", "too_big", "violation", "close".
+    Outcomes: "usable", "too_big", "violation", "bad_close" (a close frame without a valid code), "close".
     """
     pings = 0
     fragment: bytearray | None = None
@@ -128,6 +129,8 @@ def predict(frames: list[Frame]) -> tuple[str, int, bool, int]:
             if not fin or opcode not in (0x8, 0x9, 0xA):
                 return "violation", count, False, pings
             if opcode == 0x8:
+                if len(payload) == 1 or (len(payload) >= 2 and not _valid_close_code(payload)):
+                    return "bad_close", count, False, pings
                 return ("close" if _is_utf8(payload[2:]) else "violation"), count, False, pings
             continue
         if opcode == 0:
@@ -150,6 +153,12 @@ def predict(frames: list[Frame]) -> tuple[str, int, bool, int]:
             return "violation", count, False, pings
         pings += _is_ping(data)
     return "usable", len(frames), fragment is not None, pings
+
+
+def _valid_close_code(payload: bytes) -> bool:
+    """RFC 6455 7.4: the codes a client may send."""
+    code = struct.unpack("!H", payload[:2])[0]
+    return 1000 <= code <= 1003 or 1007 <= code <= 1011 or 3000 <= code <= 4999
 
 
 def _is_ping(data: bytes) -> bool:
@@ -319,6 +328,8 @@ def test_random_and_malformed_frames_never_hurt_the_server_or_other_clients(live
                 assert result == "usable", (result, code)
             elif predicted == "too_big":
                 assert (result, code) == ("closed", 1009)
+            elif predicted == "bad_close":
+                assert (result, code) == ("closed", 1002)
             elif predicted == "violation":
                 assert result == "dropped" or code in (1002, 1007), (result, code)
             else:  # our close frame is answered with one

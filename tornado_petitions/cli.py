@@ -12,11 +12,12 @@ import asyncio
 import dataclasses
 import getpass
 import importlib.metadata
+import ipaddress
 import logging
 import os
 import sys
 
-from . import __version__, accounts, addresses, petition_store, validation
+from . import __version__, accounts, addresses, petition_store, redaction, validation
 from .errors import ApiError
 from .models import bind_database, close_database, open_database
 from .settings import Settings
@@ -26,6 +27,14 @@ _DEFAULTS = Settings()
 
 def _origins(text: str) -> tuple[str, ...]:
     return tuple(origin.strip().rstrip("/") for origin in text.split(",") if origin.strip())
+
+
+def _networks(text: str) -> tuple[str, ...]:
+    """Comma-separated CIDRs (a bare address is a /32 or /128); an invalid one is a usage error."""
+    try:
+        return tuple(str(ipaddress.ip_network(part.strip())) for part in text.split(",") if part.strip())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _switch(text: str) -> bool:
@@ -60,6 +69,11 @@ _SERVE_FLAGS = (
     ),
     ("--xheaders", "xheaders", "trust X-Forwarded-For/-Proto from a load balancer in front"),
     ("--ws-compression", "ws_compression", "accept permessage-deflate (costs CPU and ~160 KB a socket)"),
+    (
+        "--metrics-allow",
+        "metrics_allow",
+        "CIDRs whose clients may read /metrics, comma-separated; others get 403",
+    ),
     ("--db-workers", "db_workers", "threads for database work off the event loop (PostgreSQL)"),
     ("--max-body-bytes", "limits.body_bytes", "largest request body; larger is 413"),
     (
@@ -112,7 +126,7 @@ _SERVE_FLAGS = (
     (
         "--public-url",
         "public_url",
-        "the service's address for links in mails (default http://localhost:PORT)",
+        "the service's address in mail links and Open Graph tags (default http://localhost:PORT)",
     ),
     (
         "--mail-secret",
@@ -134,6 +148,8 @@ def _parse(field: str, text: str) -> object:
     default = _default(field)
     if field == "allowed_origins":
         return _origins(text)
+    if field == "metrics_allow":
+        return _networks(text)
     if isinstance(default, bool):
         return _switch(text)
     if default is None:  # an optional URL: empty means unset
@@ -277,6 +293,8 @@ def main(argv: list[str] | None = None, prog: str = "tornado-petitions") -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Tornado's own lines carry request lines and exception texts: secrets out of every line.
+    redaction.install()
     # Peewee's debug lines carry query parameters (password hashes, token hashes).
     logging.getLogger("peewee").setLevel(max(logging.INFO, logging.getLogger().level))
     from .server import serve

@@ -710,7 +710,8 @@ def _paths(settings: Settings) -> dict:
                     "200": {
                         "description": "Every metric of this process.",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
+                    },
+                    "403": _error("The client address is not in `--metrics-allow` (`forbidden`)."),
                 },
             }
         },

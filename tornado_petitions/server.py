@@ -6,7 +6,6 @@ import asyncio
 import functools
 import logging
 import os
-import re
 import signal
 from typing import Any
 
@@ -18,12 +17,13 @@ from . import mail_outbox, petition_store, signature_store
 from .body_limit import LimitedHTTPServer
 from .db_runner import DatabaseRunner
 from .handlers import admin, auth, mail, openapi, page, petitions, sockets, system
-from .handlers.base import NotFoundHandler
+from .handlers.base import NotFoundHandler, StaticHandler
 from .hub import CLOSE_GOING_AWAY, SocketHub
 from .mail_sender import MailSender
 from .metrics import ServiceMetrics
 from .models import bind_database, close_database, open_database
 from .rate_limit import Limiter, RateLimiter, RedisRateLimiter
+from .redaction import redact_path
 from .settings import Settings
 from .signature_batcher import SignatureBatcher
 from .token_cache import TokenCache
@@ -117,12 +117,8 @@ def _open_sockets(hub: SocketHub) -> int:
     return sum(hub.count(channel) for channel in ("user", "public", "admin"))
 
 
-# The signed part of an unsubscribe link is a credential too: logged as ***.
-_UNSUBSCRIBE_TOKEN = re.compile(r"^(/unsubscribe/[0-9]+/)[^/]+")
-
-
 def log_request(handler: tornado.web.RequestHandler) -> None:
-    """The access log line and request metrics; the path is logged without its query (tokens) or unsubscribe token."""
+    """The access log line and request metrics; the path is logged without its query (tokens) or link token."""
     request = handler.request
     status = handler.get_status()
     seconds = request.request_time()
@@ -130,7 +126,7 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     access_log.info(
         "%s %s %d %.1fms user=%s ip=%s",
         request.method,
-        _UNSUBSCRIBE_TOKEN.sub(r"\1***", request.path),
+        redact_path(request.path),
         status,
         seconds * 1000,
         identity.user_id if identity is not None else getattr(handler, "signed_in_user_id", "-"),
@@ -221,6 +217,7 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
         compress_response=False,
         template_path=os.path.join(_PACKAGE_DIR, "templates"),
         static_path=os.path.join(_PACKAGE_DIR, "static"),
+        static_handler_class=StaticHandler,
     )
 
 

@@ -94,6 +94,8 @@ class Settings:
     mail_poll_seconds: float = 0.5
     # The address links in mails point at; unset: http://localhost:<port>.
     public_url: str | None = None
+    # Networks (CIDRs) whose clients may read /metrics; with xheaders, the forwarded address counts.
+    metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     # Key of the HMAC that signs unsubscribe links; unset: generated once and kept in the database.
     mail_secret: str | None = None
     limits: Limits = dataclasses.field(default_factory=Limits)

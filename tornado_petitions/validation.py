@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import unicodedata
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -40,6 +41,11 @@ _LABEL = r"(?![A-Za-z0-9]{2}--)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _SPECIAL_USE = "|".join("".join(f"[{c}{c.upper()}]" for c in name) for name in addresses.SPECIAL_USE_DOMAINS)
 _LAST_LABEL = rf"(?!(?:{_SPECIAL_USE})[{_WS}]*$)(?![A-Za-z0-9]{{2}}--)(?:[A-Za-z]|[A-Za-z0-9][A-Za-z0-9-]{{0,61}}[A-Za-z])"
 _ADDRESS = rf"{_ATEXT}+(?:\.{_ATEXT}+)*@(?:{_LABEL}\.)+{_LAST_LABEL}"
+# Bidirectional controls: in a title or a name they would reorder the page's own words around it.
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+# What draws nothing: separators (Z*), controls (Cc) and format characters (Cf, zero-width ones).
+_INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+_BIDI = "".join(f"\\u{ord(character):04x}" for character in BIDI_CONTROLS)
 # Versions are 32-bit in every database the service runs on.
 MAX_VERSION = 2**31 - 1
 
@@ -50,8 +56,10 @@ class Text:
 
     ``strip=False`` (passwords) counts and keeps the text as sent, and with
     ``blank=False`` refuses text of only whitespace; ``email`` keeps only
-    what ``addresses.normalize`` takes, in its stored form.  Absent, null
-    and (when optional) blank all mean "not given".
+    what ``addresses.normalize`` takes, in its stored form; ``visible``
+    (titles and names, shown as headings and bylines) refuses
+    ``BIDI_CONTROLS`` and wants a character that draws something.  Absent,
+    null and (when optional) blank all mean "not given".
     """
 
     max_len: int
@@ -60,18 +68,23 @@ class Text:
     strip: bool = True
     blank: bool = True
     email: bool = False
+    visible: bool = False
     description: str | None = None
 
     def check(self, value: str) -> str | None:
         """The value as stored, or a ``PydanticCustomError`` naming the rule it breaks."""
         if "\x00" in value:
             raise pydantic_core.PydanticCustomError("text_nul", "NUL character")
+        if self.visible and any(character in BIDI_CONTROLS for character in value):
+            raise pydantic_core.PydanticCustomError("text_bidi", "bidirectional control character")
         if self.strip:
             value = value.strip(TRIMMED)
         if len(value) < self.min_len:
             raise pydantic_core.PydanticCustomError("text_short", "too short", {"min_len": self.min_len})
         if not self.blank and not value.strip(TRIMMED):
             raise pydantic_core.PydanticCustomError("text_blank", "only whitespace")
+        if self.visible and value and all(_invisible(character) for character in value):
+            raise pydantic_core.PydanticCustomError("text_invisible", "no visible character")
         if self.email:
             try:
                 value = addresses.normalize(value)
@@ -85,15 +98,23 @@ class Text:
 
     def pattern(self) -> str:
         """``check`` as an ECMA regex, for the document (tests/test_validation.py holds the two equal)."""
+        if self.visible:
+            text, solid = rf"[^\x00{_BIDI}]", rf"[^{_WS}\x00{_BIDI}]"
+            # The lookahead: somewhere, a character that draws something (none of them is NUL).
+            return rf"^(?={text}*[^{_invisible_class()}])" + self._length_pattern(text, solid)[1:]
         if self.email:
             return rf"^[{_WS}]*{_ADDRESS}[{_WS}]*$"
         if not self.strip and not self.blank:
             return rf"^{_TEXT}*{_SOLID}{_TEXT}*$"
+        return self._length_pattern(_TEXT, _SOLID)
+
+    def _length_pattern(self, text: str, solid: str) -> str:
+        """At least ``min_len`` of ``text`` once trimmed, trimmed text starting and ending with ``solid``."""
         if not self.strip or self.min_len == 0:
-            return rf"^{_TEXT}*$"
+            return rf"^{text}*$"
         if self.min_len == 1:
-            return rf"^{_TEXT}*{_SOLID}{_TEXT}*$"
-        return rf"^[{_WS}]*{_SOLID}{_TEXT}{{{self.min_len - 2},}}{_SOLID}[{_WS}]*$"
+            return rf"^{text}*{solid}{text}*$"
+        return rf"^[{_WS}]*{solid}{text}{{{self.min_len - 2},}}{solid}[{_WS}]*$"
 
     def annotation(self) -> Any:
         schema: dict = {"pattern": self.pattern()}
@@ -106,6 +127,30 @@ class Text:
             AfterValidator(self.check),
         ]
         return constrained if self.required else constrained | None
+
+
+def _invisible(character: str) -> bool:
+    """Whether ``character`` draws nothing; only the BMP's count (see ``_invisible_class``)."""
+    return character <= "\uffff" and unicodedata.category(character) in _INVISIBLE_CATEGORIES
+
+
+@functools.cache
+def _invisible_class() -> str:
+    """Every invisible character as the body of a regex class, in ``\\uXXXX`` ranges.
+
+    The BMP's only: an astral character cannot be spelled in an ECMA class
+    without the ``u`` flag (and tools that rewrite patterns, schemathesis
+    among them, spell it in Python's way), so the few astral format
+    characters (tag characters, U+1D173-U+1D17A ...) count as visible.
+    """
+    ranges: list[list[int]] = []
+    for code in range(0x10000):
+        if _invisible(chr(code)):
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    return "".join(f"\\u{low:04x}" + ("" if low == high else f"-\\u{high:04x}") for low, high in ranges)
 
 
 def _status_change(model: BaseModel) -> BaseModel:
@@ -125,7 +170,7 @@ def _declarations(limits: Limits) -> dict[str, dict[str, Any]]:
     return {
         "Register": {
             "email": Text(limits.email_max, 3, email=True, description=_EMAIL_DESCRIPTION),
-            "name": Text(limits.name_max, 1),
+            "name": Text(limits.name_max, 1, visible=True),
             "password": Text(limits.password_max, limits.password_min, strip=False, blank=False),
         },
         "Login": {
@@ -133,7 +178,7 @@ def _declarations(limits: Limits) -> dict[str, dict[str, Any]]:
             "password": Text(limits.password_max, 1, strip=False),
         },
         "NewPetition": {
-            "title": Text(limits.title_max, limits.title_min),
+            "title": Text(limits.title_max, limits.title_min, visible=True),
             "description": Text(limits.description_max, 1),
             "category": Text(limits.category_max, required=False),
             "location": Text(limits.location_max, required=False),
@@ -247,6 +292,9 @@ _MESSAGES = {
     "text_short": "must be at least {min_len} characters",
     "text_blank": "must not be only whitespace",
     "text_email": "must be an email address: {reason}",
+    "text_bidi": "must not contain bidirectional control characters (U+061C, U+200E, U+200F, "
+    "U+202A-U+202E, U+2066-U+2069)",
+    "text_invisible": "must contain a visible character, not only spaces or invisible ones",
     "literal_error": "must be one of " + ", ".join(STATUSES),
     "bool_type": "must be true or false",
     "note_required": "is required when the status is " + ", ".join(sorted(NOTE_REQUIRED)),

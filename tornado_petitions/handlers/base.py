@@ -18,6 +18,7 @@ from ..errors import ApiError
 from ..hub import SocketHub
 from ..metrics import ServiceMetrics
 from ..rate_limit import Limiter
+from ..redaction import redact_path
 from ..settings import Settings
 from ..signature_batcher import SignatureBatcher
 from ..token_cache import TokenCache
@@ -189,7 +190,7 @@ class ServiceMixin:
 
     def _request_summary(self) -> str:
         # Tornado's summary (in its warning and error lines) shows the query, where a ?token= may be.
-        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
+        return f"{self.request.method} {redact_path(self.request.path)} ({self.request.remote_ip})"
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         """Tornado's logging of a failed request, minus the request's ``repr`` (its query string)."""
@@ -328,3 +329,15 @@ class NotFoundHandler(BaseHandler):
 
     def prepare(self) -> None:
         raise ApiError(404, "not_found", f"no route for {self.request.path}")
+
+
+class StaticHandler(ServiceMixin, tornado.web.StaticFileHandler):
+    """``/static/``: Tornado's file handler with the API's JSON errors, and a 404 for a path no file can have."""
+
+    route = "static"
+
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
+        """Tornado's check, where a NUL (``/static/%00``) is a missing file rather than a ValueError (500)."""
+        if "\x00" in absolute_path:
+            raise ApiError(404, "not_found", "no such file")
+        return super().validate_absolute_path(root, absolute_path)

@@ -111,6 +111,8 @@ class WebPageHandler(ServiceMixin, tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs) -> None:
         """A page's own errors are HTML pages (a person reads them), not the API's JSON."""
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.render_page("not_found.html" if status_code == 404 else "error.html", status=status_code)
 
 
@@ -150,7 +152,7 @@ class PetitionPageHandler(WebPageHandler):
             page_config=config,
             petition=petition,
             preview=_preview(petition["description"]),
-            page_url=f"{self.request.protocol}://{self.request.host}{self.request.path}",
+            page_url=f"{self.config.public_base_url()}/petitions/{petition['petition_id']}",
             uplot_version=UPLOT_VERSION,
         )
 

@@ -24,6 +24,7 @@ from ..errors import ApiError
 from ..events import user_update_message
 from ..frames import encode_frame
 from ..hub import CLOSE_TOO_MANY_SOCKETS, CLOSE_TOO_SLOW
+from ..ws_protocol import StrictWebSocketHandler
 from .base import ServiceMixin
 
 log = logging.getLogger("tornado_petitions.sockets")
@@ -31,7 +32,7 @@ log = logging.getLogger("tornado_petitions.sockets")
 _PONG = '{"type":"pong"}'
 
 
-class ChannelSocketHandler(ServiceMixin, tornado.websocket.WebSocketHandler):
+class ChannelSocketHandler(ServiceMixin, StrictWebSocketHandler):
     """Shared handshake, hub membership, client messages and frame writing of every channel."""
 
     channel = "public"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+
+from ..errors import ApiError
 from ..models import SchemaVersion
 from .base import BaseHandler
 
@@ -35,10 +39,36 @@ class HealthHandler(BaseHandler):
         return "subscribed" if self.publisher.subscribed else "reconnecting"
 
 
+@functools.lru_cache(maxsize=8)
+def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+
+
+def address_allowed(address: str, cidrs: tuple[str, ...]) -> bool:
+    """Whether ``address`` is in one of ``cidrs``; an IPv4-mapped IPv6 address counts as its IPv4 one."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in _networks(cidrs))
+
+
 class MetricsHandler(BaseHandler):
-    """``GET /metrics``: Prometheus text exposition."""
+    """``GET /metrics``: Prometheus text exposition, for addresses in ``--metrics-allow`` only (others 403).
+
+    The figures tell anyone who can read them how busy the service is and
+    which requests fail; scrapers run next to it, not on the internet.  With
+    ``--xheaders`` the address is the one the load balancer forwards.
+    """
 
     route = "/metrics"
+
+    def prepare(self) -> None:
+        super().prepare()
+        if not address_allowed(self.client_address(), self.config.metrics_allow):
+            raise ApiError(403, "forbidden", "metrics are served only to the addresses in --metrics-allow")
 
     def get(self) -> None:
         self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")

@@ -5,8 +5,8 @@
 
 import { api } from "api.js";
 import {
-  clearErrors, describe, describeEvent, fillCard, formatTime, newCard, reconcile, setText, showErrors, showMessage,
-  statusLabel,
+  clearErrors, describe, describeEvent, fillCard, formatTime, newCard, reconcile, setParts, setText, showErrors,
+  showMessage, statusLabel, userText,
 } from "render.js";
 import { config } from "session.js";
 
@@ -192,7 +192,7 @@ export function dashboardView({ state, applyPetition, display, scheduleRender, n
     const reached = (petition.milestones || []).map((m) => m.milestone);
     const office = (petition.awaiting_response ? " · awaiting a response" : "") +
       (reached.includes("debate") ? " · up for debate" : "");
-    setText(card.querySelector(".card-meta"), `#${id} by ${petition.author.name}${waiting}${office}`);
+    setParts(card.querySelector(".card-meta"), [`#${id} by `, userText(petition.author.name), `${waiting}${office}`]);
     card.querySelector(".overdue").hidden = !overdue;
     card.classList.toggle("card-overdue", overdue);
     const form = card.querySelector("form.decision");
@@ -222,7 +222,7 @@ export function dashboardView({ state, applyPetition, display, scheduleRender, n
     const activity = card.querySelector(".card-activity");
     const last = lastAction.get(id);
     activity.hidden = !last;
-    if (last) setText(activity, describeEvent(last));
+    if (last) setParts(activity, describeEvent(last));
     // Rebuild the buttons only when the status changed, so a focused button keeps its focus.
     const moves = form.querySelector(".moves");
     if (moves.dataset.status !== petition.status) {

@@ -6,7 +6,9 @@
 import { api, checkSession } from "api.js";
 import { SignatureChart, bucketFor } from "chart.js";
 import { Feed } from "feed.js";
-import { describe, describeEvent, formatTime, setText, showMessage, signatureCount, statusLabel } from "render.js";
+import {
+  describe, describeEvent, formatTime, joinParts, setParts, setText, showMessage, signatureCount, statusLabel, userText,
+} from "render.js";
 import { SignInDialog, config, notice, renderConnection, showAccount, signOutOnServer } from "session.js";
 
 const OPEN_STATUSES = new Set(["submitted", "under_review", "in_progress"]);
@@ -51,13 +53,13 @@ function render() {
   const badge = $("petition-status");
   setText(badge, statusLabel(petition.status));
   badge.className = `badge badge-${petition.status}`;
-  const meta = [`by ${petition.author.name}`];
-  if (petition.category) meta.push(petition.category);
-  if (petition.location) meta.push(petition.location);
-  meta.push(`filed ${formatTime(petition.submitted_at)}`);
-  if (petition.closes_at && takesSignatures(petition)) meta.push(`signing closes ${formatTime(petition.closes_at)}`);
-  if (petition.awaiting_response) meta.push("awaiting the office's response");
-  setText($("petition-meta"), meta.join(" · "));
+  const meta = [["by ", userText(petition.author.name)]];
+  if (petition.category) meta.push([userText(petition.category)]);
+  if (petition.location) meta.push([userText(petition.location)]);
+  meta.push([`filed ${formatTime(petition.submitted_at)}`]);
+  if (petition.closes_at && takesSignatures(petition)) meta.push([`signing closes ${formatTime(petition.closes_at)}`]);
+  if (petition.awaiting_response) meta.push(["awaiting the office's response"]);
+  setParts($("petition-meta"), joinParts(meta));
   setText($("petition-description"), petition.description);
   $("petition-response").hidden = !petition.response;
   setText($("response-text"), petition.response || "");
@@ -101,10 +103,10 @@ async function loadHistory() {
     const { events } = await api.events(id);
     if (token !== state.historyToken) return;
     // Lifecycle events only: signatures are counted, not listed.
-    const items = events.filter((event) => describeEvent(event)).map((event) => {
+    const items = events.filter((event) => describeEvent(event).length).map((event) => {
       const item = document.createElement("li");
       item.className = `history-${event.event}`;
-      item.textContent = describeEvent(event);
+      setParts(item, describeEvent(event));
       return item;
     });
     $("history").replaceChildren(...items);

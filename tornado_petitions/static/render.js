@@ -72,11 +72,11 @@ export function fillCard(card, petition, { showAuthor = true } = {}) {
   setText(badge, statusLabel(petition.status));
   badge.className = `badge badge-${petition.status}`;
   const meta = [];
-  if (showAuthor) meta.push(`by ${petition.author.name}`);
-  if (petition.category) meta.push(petition.category);
-  if (petition.location) meta.push(petition.location);
-  meta.push(`filed ${formatTime(petition.submitted_at)}`);
-  setText(card.querySelector(".card-meta"), meta.join(" · "));
+  if (showAuthor) meta.push(["by ", userText(petition.author.name)]);
+  if (petition.category) meta.push([userText(petition.category)]);
+  if (petition.location) meta.push([userText(petition.location)]);
+  meta.push([`filed ${formatTime(petition.submitted_at)}`]);
+  setParts(card.querySelector(".card-meta"), joinParts(meta));
   setText(card.querySelector(".card-description"), petition.description);
   const response = card.querySelector(".card-response");
   response.hidden = !petition.response;
@@ -101,25 +101,54 @@ export const MILESTONE_LABELS = {
   debate: "Reached the debate threshold: it will be considered for a debate",
 };
 
-/** One lifecycle event (history entry or admin-feed frame) as a sentence. */
+/** One lifecycle event (history entry or admin-feed frame) as the parts of a sentence (see setParts). */
 export function describeEvent(event) {
-  const who = event.actor ? event.actor.name : "someone";
+  const who = event.actor ? userText(event.actor.name) : "someone";
   const when = formatTime(event.at);
   switch (event.event) {
     case "created":
-      return `Filed by ${who}, ${when}`;
+      return ["Filed by ", who, `, ${when}`];
     case "status_changed":
-      return `${statusLabel(event.from_status)} → ${statusLabel(event.to_status)} by ${who}, ${when}` +
-        (event.note ? `: “${event.note}”` : "");
+      return [`${statusLabel(event.from_status)} → ${statusLabel(event.to_status)} by `, who, `, ${when}`,
+        ...(event.note ? [": “", userText(event.note), "”"] : [])];
     case "milestone":
-      return `${MILESTONE_LABELS[event.milestone] || "Reached a milestone"}, ${when}`;
+      return [`${MILESTONE_LABELS[event.milestone] || "Reached a milestone"}, ${when}`];
     default:
-      return "";
+      return [];
   }
 }
 
 export function setText(element, text) {
   if (element.textContent !== text) element.textContent = text;
+}
+
+/** Text a user wrote (a name, a title, a note, a place), as a part for setParts. */
+export function userText(text) {
+  return { userText: text };
+}
+
+/** Sentences of parts, ["by ", userText(name)] and the like, joined with " · " into one list of parts. */
+export function joinParts(sentences, separator = " · ") {
+  return sentences.flatMap((parts, index) => (index ? [separator, ...parts] : parts));
+}
+
+const shownParts = new WeakMap();
+
+/**
+ * Show the page's own words and userText parts in ``element``: each user part in its own
+ * <bdi dir="auto">, so a right-to-left name or title cannot reorder the words around it.
+ */
+export function setParts(element, parts) {
+  const key = JSON.stringify(parts);
+  if (shownParts.get(element) === key) return;
+  shownParts.set(element, key);
+  element.replaceChildren(...parts.map((part) => {
+    if (typeof part === "string") return document.createTextNode(part);
+    const isolated = document.createElement("bdi");
+    isolated.dir = "auto";
+    isolated.textContent = part.userText;
+    return isolated;
+  }));
 }
 
 export function showMessage(element, text, kind = "error") {

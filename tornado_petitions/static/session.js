@@ -3,7 +3,7 @@
 // so a visitor who signs in keeps their place on the page.
 
 import { api, ApiError } from "api.js";
-import { clearErrors, setText, showErrors, showMessage } from "render.js";
+import { clearErrors, setParts, setText, showErrors, showMessage, userText } from "render.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -14,7 +14,7 @@ export const config = JSON.parse(document.getElementById("page-config").textCont
 export function showAccount(user) {
   $("account").hidden = !user;
   $("guest").hidden = Boolean(user);
-  if (user) setText($("account-name"), `${user.name}${user.role === "admin" ? " (admin)" : ""}`);
+  if (user) setParts($("account-name"), [userText(user.name), user.role === "admin" ? " (admin)" : ""]);
 }
 
 /** The header's badge: "Live" when every feed is connected, else the worst of their states. */
