@@ -32,13 +32,22 @@ ADMIN_PASSWORD = "admin password"
 PASSWORD = "a long password"
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Browser]:
+    """One Chromium per worker: a launch costs a second or two, a fresh context almost nothing."""
     assert Path(CHROMIUM).exists(), "Chromium is missing: run scripts/install-test-deps.sh (make test does)"
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def browser(chromium: Browser) -> Iterator[Browser]:
+    """The worker's Chromium for one test; the contexts (cookies, storage, pages) it opened are closed after it."""
+    yield chromium
+    for context in chromium.contexts:
+        context.close()
 
 
 @pytest.fixture

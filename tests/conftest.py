@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import secrets
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ import tornado.httpclient
 import tornado.ioloop
 import tornado.websocket
 
+from tests.workers import unique_name
 from tornado_petitions.server import make_app, make_server
 from tornado_petitions.settings import RateLimits, Settings
 
@@ -43,26 +43,80 @@ PG_SERVER_URL = os.environ.get("PETITIONS_TEST_PG", "postgresql://postgres@127.0
 REDIS_TEST_URL = os.environ.get("PETITIONS_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
-def _pg_admin(statement: str) -> None:
-    """Run one statement on the server's ``postgres`` database (CREATE/DROP DATABASE need autocommit)."""
+def _pg_run(database: str, *statements: str) -> None:
+    """Run statements on ``database``, each committed on its own (CREATE/DROP DATABASE need that)."""
     import psycopg2
 
-    connection = psycopg2.connect(PG_SERVER_URL + "/postgres", connect_timeout=5)
+    connection = psycopg2.connect(f"{PG_SERVER_URL}/{database}", connect_timeout=5)
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:
-            cursor.execute(statement)
+            for statement in statements:
+                cursor.execute(statement)
     finally:
         connection.close()
 
 
+class PostgresDatabases:
+    """This worker's test databases: a test gets an empty one, which is emptied after it for the next.
+
+    CREATE DATABASE and DROP DATABASE take most of a second each on a busy
+    server; dropping and re-creating the ``public`` schema (every table, index
+    and sequence the service makes lives there) takes a few milliseconds, and
+    leaves a database as empty as a new one.
+    """
+
+    def __init__(self) -> None:
+        self.free: list[str] = []
+        self.made: list[str] = []
+
+    def take(self) -> str:
+        if self.free:
+            return self.free.pop()
+        name = unique_name("tp_")
+        _pg_run("postgres", f"CREATE DATABASE {name}")
+        self.made.append(name)
+        return name
+
+    def give_back(self, name: str) -> None:
+        """Empty ``name`` for the next test (its connections killed first); drop it if that fails."""
+        others = "datname = current_database() AND pid <> pg_backend_pid()"
+        try:
+            _pg_run(
+                name,
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {others}",
+                "SET lock_timeout = '5s'",
+                "DROP SCHEMA public CASCADE",
+                "CREATE SCHEMA public",
+            )
+        except Exception:
+            self.drop(name)
+            raise
+        self.free.append(name)
+
+    def drop(self, name: str) -> None:
+        _pg_run("postgres", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        self.made.remove(name)
+
+    def drop_all(self) -> None:
+        for name in list(self.made):
+            self.drop(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_databases():
+    """The worker's databases (see PostgresDatabases), all dropped when the worker ends."""
+    databases = PostgresDatabases()
+    yield databases
+    databases.drop_all()
+
+
 @pytest.fixture
-def postgres_url():
-    """A fresh, empty PostgreSQL database for one test, dropped (connections and all) at teardown."""
-    name = "tp_" + secrets.token_hex(6)
-    _pg_admin(f"CREATE DATABASE {name}")
+def postgres_url(postgres_databases):
+    """An empty PostgreSQL database of this test's alone, emptied again (connections and all) after it."""
+    name = postgres_databases.take()
     yield f"{PG_SERVER_URL}/{name}"
-    _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    postgres_databases.give_back(name)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import GENEROUS_RATES, json_request
+from tests.workers import free_port
 
 # conftest's GENEROUS_RATES as ``serve`` flags; rate-limit tests pass their own.
 GENEROUS_RATE_FLAGS = tuple(
@@ -33,12 +33,6 @@ GENEROUS_RATE_FLAGS = tuple(
         "filings_per_address",
     )
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LiveServer:

@@ -16,7 +16,7 @@ from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
-from tests.live_server import free_port
+from tests.workers import free_port
 
 
 class SmtpCatcher:

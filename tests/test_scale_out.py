@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import secrets
 import time
 from pathlib import Path
 
@@ -22,7 +21,8 @@ import tornado.httpclient
 import tornado.websocket
 
 from tests.conftest import Api, read_json
-from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer, free_port
+from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer
+from tests.workers import free_port, unique_name
 
 
 class Cluster:
@@ -32,7 +32,7 @@ class Cluster:
         self.directory = directory
         self.db_url = db_url
         self.redis_url = redis_url
-        self.channel = "tp-test-" + secrets.token_hex(4)
+        self.channel = unique_name("tp-test-")
         self.processes: list[LiveServer] = []
         self.sockets: list[tornado.websocket.WebSocketClientConnection] = []
         self._http: tornado.httpclient.AsyncHTTPClient | None = None
