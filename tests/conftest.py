@@ -18,12 +18,36 @@ import tornado.httpclient
 import tornado.ioloop
 import tornado.websocket
 
-from tests.workers import unique_name
+from tests.workers import WORKER, unique_name
 from tornado_petitions.server import make_app, make_server
 from tornado_petitions.settings import RateLimits, Settings
 
 # Chromium, the live service and the page helpers of the browser tests.
 pytest_plugins = ["tests.browser"]
+
+# Under pytest-xdist (``make test``: ``--dist worksteal``) each worker starts on a contiguous
+# share of the collection and idle workers take tests from the busiest one's queue.  The modules
+# with the longest tests (``--durations=30`` says which) come first, so no long test starts
+# last while the other workers idle.  Contiguous shares also keep a module's tests, and so
+# its module-scoped ``serve`` process, on one worker unless another takes some.
+SLOW_MODULES_FIRST = (
+    "test_schemathesis.py",
+    "test_mail.py",
+    "test_viral.py",
+    "test_browser.py",
+    "test_scale_out.py",
+    "test_public_pages.py",
+    "test_ws_fuzz.py",
+    "test_sockets.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, the slow modules first (a stable sort: each module's own order is kept)."""
+    if WORKER != "main":
+        order = {name: index for index, name in enumerate(SLOW_MODULES_FIRST)}
+        items.sort(key=lambda item: order.get(item.path.name, len(order)))
+
 
 # Tests sign in far more often than a person would; the rate-limit tests set their own.
 # tests/live_server.py passes the same to ``serve`` processes as flags.
