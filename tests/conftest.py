@@ -210,7 +210,7 @@ def http_server(request, io_loop, _unused_port, app):
     server.add_socket(_unused_port[0])
     yield server
     server.stop()
-    io_loop.run_sync(server.close_all_connections, timeout=5)
+    io_loop.run_sync(server.close_all_connections, timeout=30)
 
 
 def json_request(
