@@ -32,9 +32,15 @@ ADMIN_PASSWORD = "admin password"
 PASSWORD = "a long password"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """One Chromium per worker: a launch costs a second or two, a fresh context almost nothing."""
+    """Chromium for one module's tests, never longer.
+
+    While Playwright's sync API is started it leaves its own event loop marked
+    as the thread's running loop between calls, so a non-browser test after it
+    in the same process (an xdist worker runs many modules) could not run an
+    event loop of its own: the browser stops with its module.
+    """
     assert Path(CHROMIUM).exists(), "Chromium is missing: run scripts/install-test-deps.sh (make test does)"
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -19,7 +19,6 @@ import json
 import os
 import pwd
 import re
-import secrets
 import shlex
 import shutil
 import signal
@@ -34,7 +33,8 @@ import redis
 import websockets.sync.client
 from websockets.exceptions import ConnectionClosed
 
-from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer, free_port
+from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer
+from tests.workers import free_port, unique_name
 from tornado_petitions import cli
 from tornado_petitions.settings import Settings
 
@@ -143,7 +143,7 @@ class Front:
         self.directory = directory
         self.db_url = db_url
         self.redis_url = redis_url
-        self.channel = "tp-test-" + secrets.token_hex(4)
+        self.channel = unique_name("tp-test-")
         self.processes: list[LiveServer] = []
         self.nginx: Nginx | None = None
         self.sockets = contextlib.ExitStack()  # every client socket, closed in stop()

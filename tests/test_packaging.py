@@ -24,7 +24,7 @@ import websockets.sync.client
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.live_server import free_port
+from tests.workers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "tornado_petitions"
