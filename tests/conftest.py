@@ -31,6 +31,7 @@ pytest_plugins = ["tests.browser"]
 # last while the other workers idle.  Contiguous shares also keep a module's tests, and so
 # its module-scoped ``serve`` process, on one worker unless another takes some.
 SLOW_MODULES_FIRST = (
+    "test_packaging.py",
     "test_schemathesis.py",
     "test_mail.py",
     "test_viral.py",
@@ -39,6 +40,8 @@ SLOW_MODULES_FIRST = (
     "test_public_pages.py",
     "test_ws_fuzz.py",
     "test_sockets.py",
+    "test_process.py",
+    "test_deployment.py",
 )
 
 

@@ -20,6 +20,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+import pytest
 import websockets.sync.client
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -125,6 +126,9 @@ def wait_healthy(process: subprocess.Popen, url: str, log: Path, timeout: float 
     raise AssertionError(f"serve did not answer within {timeout} s:\n{log.read_text()}")
 
 
+# pip builds the wheel and installs it and its dependencies in a new virtualenv: over two
+# minutes on 2 cores shared with the other test workers, so more than the suite's 120 s.
+@pytest.mark.timeout(360)
 def test_the_wheel_installed_alone_serves_from_an_empty_directory(tmp_path):
     wheel = build_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as archive:
