@@ -127,7 +127,7 @@ def wait_healthy(process: subprocess.Popen, url: str, log: Path, timeout: float 
 
 
 # pip builds the wheel and installs it and its dependencies in a new virtualenv: over two
-# minutes on 2 cores shared with the other test workers, so more than the suite's 120 s.
+# minutes on 2 cores shared with the other test workers, near the suite's 300 s.
 @pytest.mark.timeout(360)
 def test_the_wheel_installed_alone_serves_from_an_empty_directory(tmp_path):
     wheel = build_wheel(tmp_path)

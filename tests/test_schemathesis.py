@@ -83,6 +83,8 @@ def test_api_conforms_to_its_document(case, live):
     case.call_and_validate(**call_kwargs(live, case))
 
 
+# About a minute on an idle machine; several times that on cores shared with other test workers.
+@pytest.mark.timeout(900)
 def test_schemathesis_run_with_every_check_and_the_stateful_phase_finds_nothing(live, tmp_path):
     """``st run`` as docs/testing.md gives it: every phase (stateful too), every default check, nothing excluded."""
     env = {
