@@ -146,7 +146,9 @@ def test_field_errors_show_next_to_their_fields(browser, service, page_errors):
     page.locator("#register-email").fill("not-an-email")
     page.locator("#register-password").fill("short")
     page.locator("#register-form").get_by_role("button", name="Create account").click()
-    expect(page.locator("#register-email-error")).to_have_text("Must be an email address.")
+    expect(page.locator("#register-email-error")).to_have_text(
+        "Must be an email address: An email address must have an @-sign."
+    )
     expect(page.locator("#register-password-error")).to_contain_text("at least 8")
     expect(page.locator("#register-password")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#register-name-error")).to_be_hidden()

@@ -90,7 +90,7 @@ class Text:
                 value = addresses.normalize(value)
             except addresses.AddressError as error:
                 raise pydantic_core.PydanticCustomError(
-                    "text_email", "{reason}", {"reason": str(error)}
+                    "text_email", "{reason}", {"reason": str(error).rstrip(".")}
                 ) from None
         if not value and not self.required:
             return None
