@@ -26,7 +26,7 @@ run: $(VENV)/.runtime
 TEST_WORKERS ?= 4
 PYTEST_ARGS ?=
 
-## Install everything the tests need (Chromium included) and run the whole suite, in parallel.
+## Install everything the tests need (Chromium, nginx and systemd-analyze included) and run the whole suite, in parallel.
 test: $(VENV)/.dev
 	scripts/install-test-deps.sh
 	$(VENV)/bin/ruff check tornado_petitions tests bench
@@ -35,7 +35,6 @@ test: $(VENV)/.dev
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check tornado_petitions tests bench
-	$(VENV)/bin/ruff format --check tornado_petitions tests bench
 	$(VENV)/bin/ruff format --check tornado_petitions tests bench
 
 bench: $(VENV)/.dev

@@ -745,7 +745,7 @@ def build_document(settings: Settings) -> dict:
                 "`X-XSRFToken` header (never the query string or a form field) on POST, PATCH and DELETE, "
                 "from a page of this site. Request bodies are JSON, sent with "
                 "`Content-Type: application/json` (otherwise 415). Live updates are WebSockets "
-                "(`/ws/petitions`, `/ws/petitions/my/{user_id}`, `/ws/admin`), described in the README."
+                "(`/ws/petitions`, `/ws/petitions/my/{user_id}`, `/ws/admin`), described in docs/protocol.md."
             ),
         },
         "security": [{"bearerAuth": []}],
