@@ -1,7 +1,9 @@
 """The OpenAPI 3 document of the HTTP API, built from the settings so its limits are the server's.
 
-``GET /api/openapi.json`` serves it; ``tests/test_openapi.py`` checks that
-every documented operation is routed and every HTTP route documented, and
+``GET /api/openapi.json`` serves it.  Its paths are the routes of
+``handlers.ROUTES`` (``handlers/routing.py``), each method's operation found
+here by the ``operationId`` the route names; ``tests/test_openapi.py`` checks
+that every handler implements what is documented, and
 ``tests/test_schemathesis.py`` checks the live server against it.
 
 The request bodies' schemas come from ``validation.request_models``, the
@@ -334,7 +336,8 @@ def _query(name: str, schema: dict, description: str) -> dict:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
-def _paths(settings: Settings) -> dict:
+def _operations(settings: Settings) -> list[dict]:
+    """Every operation of the API; ``_paths`` puts each under the path its ``Route`` names."""
     limits = settings.limits
     public: list = []
     body = {
@@ -343,390 +346,371 @@ def _paths(settings: Settings) -> dict:
     }
     petition = {"description": "The petition as it stands now.", "content": _json(_ref("Petition"))}
     lifecycle = "; ".join(f"{origin} -> {', '.join(targets)}" for origin, targets in TRANSITIONS.items())
-    return {
-        "/api/auth/register": {
-            "post": {
-                "operationId": "register",
-                "tags": ["accounts"],
-                "summary": "Create a citizen account and sign in",
-                "description": "Also sets the web page's session cookie. Rate limited per client address.",
-                "security": public,
-                "requestBody": body["Register"],
-                "responses": {
-                    "201": {
-                        "description": "Registered and signed in.",
-                        "headers": _SET_COOKIE,
-                        "content": _json(_ref("SignedIn")),
-                    },
-                    **_errors("400"),
-                    "403": _CROSS_SITE,
-                    "409": _error("An account with this email exists (`email_taken`)."),
-                    **_errors("413", "422", "429"),
+    return [
+        {
+            "operationId": "register",
+            "tags": ["accounts"],
+            "summary": "Create a citizen account and sign in",
+            "description": "Also sets the web page's session cookie. Rate limited per client address.",
+            "security": public,
+            "requestBody": body["Register"],
+            "responses": {
+                "201": {
+                    "description": "Registered and signed in.",
+                    "headers": _SET_COOKIE,
+                    "content": _json(_ref("SignedIn")),
                 },
-            }
+                **_errors("400"),
+                "403": _CROSS_SITE,
+                "409": _error("An account with this email exists (`email_taken`)."),
+                **_errors("413", "422", "429"),
+            },
         },
-        "/api/auth/login": {
-            "post": {
-                "operationId": "login",
-                "tags": ["accounts"],
-                "summary": "Sign in with email and password",
-                "description": (
-                    "Also sets the session cookie. Failed sign-ins are rate limited per email and "
-                    "client address, and per client address; a success does not count."
+        {
+            "operationId": "login",
+            "tags": ["accounts"],
+            "summary": "Sign in with email and password",
+            "description": (
+                "Also sets the session cookie. Failed sign-ins are rate limited per email and "
+                "client address, and per client address; a success does not count."
+            ),
+            "security": public,
+            "requestBody": body["Login"],
+            "responses": {
+                "200": {
+                    "description": "Signed in.",
+                    "headers": _SET_COOKIE,
+                    "content": _json(_ref("SignedIn")),
+                },
+                "400": _ERRORS["400"],
+                "401": _error("Wrong email or password (`bad_credentials`)."),
+                "403": _CROSS_SITE,
+                **_errors("413", "422", "429"),
+            },
+        },
+        {
+            "operationId": "logout",
+            "tags": ["accounts"],
+            "summary": "Revoke the caller's token",
+            "description": "Sockets opened with the token are closed with code 4401.",
+            "responses": {"204": {"description": "Signed out."}, **_errors("401", "403")},
+        },
+        {
+            "operationId": "me",
+            "tags": ["accounts"],
+            "summary": "The signed-in user",
+            "responses": {
+                "200": {"description": "The caller.", "content": _json(_ref("Me"))},
+                **_errors("401"),
+            },
+        },
+        {
+            "operationId": "changeMe",
+            "tags": ["accounts"],
+            "summary": "Turn mail to the signed-in user on or off",
+            "requestBody": body["MeChange"],
+            "responses": {
+                "200": {"description": "The caller.", "content": _json(_ref("Me"))},
+                **_errors("400", "401", "403", "413", "422"),
+            },
+        },
+        {
+            "operationId": "adminQueues",
+            "tags": ["office"],
+            "summary": "What the office must act on (admins)",
+            "responses": {
+                "200": {"description": "The three queues.", "content": _json(_ref("Queues"))},
+                **_errors("401", "403"),
+            },
+        },
+        {
+            "operationId": "unsubscribePage",
+            "tags": ["office"],
+            "summary": "The page a mail's unsubscribe link opens: it asks to confirm, and changes nothing",
+            "security": public,
+            "responses": {
+                "200": {"description": "The page.", "content": _HTML},
+                "404": _error("Not a valid link (`not_found`)."),
+            },
+        },
+        {
+            "operationId": "unsubscribe",
+            "tags": ["office"],
+            "summary": "Stop every mail to this user (the page's button, or RFC 8058 one-click)",
+            "description": (
+                "Mail clients send the form body `List-Unsubscribe=One-Click`; any body, or none, "
+                "does the same."
+            ),
+            "security": public,
+            "responses": {
+                "200": {"description": "Unsubscribed.", "content": _HTML},
+                "404": _error("Not a valid link (`not_found`)."),
+            },
+        },
+        {
+            "operationId": "mySignatures",
+            "tags": ["petitions"],
+            "summary": "Which petitions the signed-in user has signed",
+            "responses": {
+                "200": {
+                    "description": "Petition ids, newest signature first.",
+                    "content": _json(
+                        _object({"petition_ids": {"type": "array", "items": {"type": "integer"}}})
+                    ),
+                },
+                **_errors("401"),
+            },
+        },
+        {
+            "operationId": "listPetitions",
+            "tags": ["petitions"],
+            "summary": "Petitions, searched and ordered, a page at a time",
+            "security": public,
+            "parameters": [
+                _query("status", {"type": "string", "enum": list(STATUSES)}, "Only this status."),
+                _query(
+                    "author",
+                    {"type": "integer", "minimum": 1, "maximum": _MAX_FILTER},
+                    "Only this author.",
                 ),
-                "security": public,
-                "requestBody": body["Login"],
-                "responses": {
-                    "200": {
-                        "description": "Signed in.",
-                        "headers": _SET_COOKIE,
-                        "content": _json(_ref("SignedIn")),
-                    },
-                    "400": _ERRORS["400"],
-                    "401": _error("Wrong email or password (`bad_credentials`)."),
-                    "403": _CROSS_SITE,
-                    **_errors("413", "422", "429"),
-                },
-            }
-        },
-        "/api/auth/logout": {
-            "post": {
-                "operationId": "logout",
-                "tags": ["accounts"],
-                "summary": "Revoke the caller's token",
-                "description": "Sockets opened with the token are closed with code 4401.",
-                "responses": {"204": {"description": "Signed out."}, **_errors("401", "403")},
-            }
-        },
-        "/api/me": {
-            "get": {
-                "operationId": "me",
-                "tags": ["accounts"],
-                "summary": "The signed-in user",
-                "responses": {
-                    "200": {"description": "The caller.", "content": _json(_ref("Me"))},
-                    **_errors("401"),
-                },
-            },
-            "patch": {
-                "operationId": "changeMe",
-                "tags": ["accounts"],
-                "summary": "Turn mail to the signed-in user on or off",
-                "requestBody": body["MeChange"],
-                "responses": {
-                    "200": {"description": "The caller.", "content": _json(_ref("Me"))},
-                    **_errors("400", "401", "403", "413", "422"),
-                },
+                _query(
+                    "category",
+                    {"type": "string", "maxLength": limits.category_max},
+                    "Only this category.",
+                ),
+                _query(
+                    "q",
+                    {"type": "string", "maxLength": 200},
+                    "Full-text search: petitions whose title or description has every word, in any "
+                    "order, the last word also as the start of a longer one (`clim` finds climate). "
+                    "Only letters and digits count; a text with none matches nothing.",
+                ),
+                _query(
+                    "sort",
+                    {"type": "string", "enum": list(SORTS), "default": "newest"},
+                    "`newest` first (the default); `relevance` to `q` (title matches above "
+                    "description-only ones; without `q`, newest first); `popular` (most signatures); `trending` "
+                    f"(most signatures in the last {TRENDING_HOURS} hours; only petitions signed in "
+                    "them). Ties go newest first.",
+                ),
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": limits.page_size_max, "default": 20},
+                    "Page size.",
+                ),
+                _query(
+                    "cursor",
+                    {"type": "integer", "minimum": 1, "maximum": _MAX_FILTER},
+                    "`next_cursor` of the previous page, with the same filters and `sort`.",
+                ),
+            ],
+            "responses": {
+                "200": {"description": "One page.", "content": _json(_ref("PetitionPage"))},
+                "422": _error("An invalid filter (`invalid_fields`); `fields` names it."),
             },
         },
-        "/api/admin/queues": {
-            "get": {
-                "operationId": "adminQueues",
-                "tags": ["office"],
-                "summary": "What the office must act on (admins)",
-                "responses": {
-                    "200": {"description": "The three queues.", "content": _json(_ref("Queues"))},
-                    **_errors("401", "403"),
+        {
+            "operationId": "filePetition",
+            "tags": ["petitions"],
+            "summary": "File a petition (status `submitted`)",
+            "description": "Rate limited per user and per client address (by default a day's window).",
+            "requestBody": body["NewPetition"],
+            "responses": {
+                "201": {
+                    "description": "Filed.",
+                    "content": _json(_ref("Petition")),
+                    "links": _links(_FROM_BODY, "getPetition", "petitionHistory", "changeStatus", "sign"),
                 },
-            }
+                **_errors("400", "401", "403", "413", "422", "429"),
+            },
         },
-        "/unsubscribe/{user_id}/{token}": {
+        {
+            "operationId": "similarPetitions",
+            "tags": ["petitions"],
+            "summary": "Petitions whose titles look like a title about to be filed",
+            "security": public,
             "parameters": [
                 {
-                    "name": "user_id",
-                    "in": "path",
+                    "name": "title",
+                    "in": "query",
                     "required": True,
-                    "schema": {"type": "integer", "minimum": 0, "maximum": _MAX_ID},
-                },
-                {
-                    "name": "token",
-                    "in": "path",
-                    "required": True,
-                    "description": "The signed part of the link in a mail's `List-Unsubscribe`.",
-                    "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
-                },
+                    "schema": {"type": "string", "maxLength": limits.title_max},
+                    "description": "The title being written. Its words are compared with listed "
+                    "petitions' titles (any of them; common words such as `the` do not count).",
+                }
             ],
-            "get": {
-                "operationId": "unsubscribePage",
-                "tags": ["office"],
-                "summary": "The page a mail's unsubscribe link opens: it asks to confirm, and changes nothing",
-                "security": public,
-                "responses": {
-                    "200": {"description": "The page.", "content": _HTML},
-                    "404": _error("Not a valid link (`not_found`)."),
+            "responses": {
+                "200": {
+                    "description": f"Up to {SIMILAR_LIMIT} listed (not rejected) petitions, most alike "
+                    "first; empty when none is (or the title is blank).",
+                    "content": _json(_ref("PetitionList")),
                 },
+                "422": _error("No title, or a longer one than a petition may have (`invalid_fields`)."),
             },
-            "post": {
-                "operationId": "unsubscribe",
-                "tags": ["office"],
-                "summary": "Stop every mail to this user (the page's button, or RFC 8058 one-click)",
-                "description": (
-                    "Mail clients send the form body `List-Unsubscribe=One-Click`; any body, or none, "
-                    "does the same."
+        },
+        {
+            "operationId": "myPetitions",
+            "tags": ["petitions"],
+            "summary": "The caller's own petitions, newest first",
+            "responses": {
+                "200": {
+                    "description": "Every petition the caller filed.",
+                    "content": _json(_ref("PetitionList")),
+                },
+                **_errors("401"),
+            },
+        },
+        {
+            "operationId": "getPetition",
+            "tags": ["petitions"],
+            "summary": "One petition",
+            "security": public,
+            "responses": {"200": petition, **_errors("404")},
+        },
+        {
+            "operationId": "petitionHistory",
+            "tags": ["petitions"],
+            "summary": "Who changed what, when, with which note (oldest first)",
+            "security": public,
+            "responses": {
+                "200": {"description": "The petition's history.", "content": _json(_ref("History"))},
+                **_errors("404"),
+            },
+        },
+        {
+            "operationId": "changeStatus",
+            "tags": ["petitions"],
+            "summary": "Move a petition along its lifecycle (admins)",
+            "description": (
+                f"Allowed moves: {lifecycle}. Moving to `rejected` needs a note, and takes a `reason` "
+                "(default `other`). A note clears `awaiting_response`."
+            ),
+            "requestBody": body["StatusChange"],
+            "responses": {
+                "200": {**petition, "links": _links(_FROM_BODY, "getPetition", "petitionHistory")},
+                **_errors("400", "401", "403", "404"),
+                "409": _error(
+                    "A move the lifecycle forbids (`invalid_transition`, with `allowed`), or "
+                    "`version` is stale (`version_conflict`)."
                 ),
-                "security": public,
-                "responses": {
-                    "200": {"description": "Unsubscribed.", "content": _HTML},
-                    "404": _error("Not a valid link (`not_found`)."),
-                },
+                **_errors("413", "422"),
             },
         },
-        "/api/me/signatures": {
-            "get": {
-                "operationId": "mySignatures",
-                "tags": ["petitions"],
-                "summary": "Which petitions the signed-in user has signed",
-                "responses": {
-                    "200": {
-                        "description": "Petition ids, newest signature first.",
-                        "content": _json(
-                            _object({"petition_ids": {"type": "array", "items": {"type": "integer"}}})
-                        ),
-                    },
-                    **_errors("401"),
-                },
-            }
-        },
-        "/api/petitions": {
-            "get": {
-                "operationId": "listPetitions",
-                "tags": ["petitions"],
-                "summary": "Petitions, searched and ordered, a page at a time",
-                "security": public,
-                "parameters": [
-                    _query("status", {"type": "string", "enum": list(STATUSES)}, "Only this status."),
-                    _query(
-                        "author",
-                        {"type": "integer", "minimum": 1, "maximum": _MAX_FILTER},
-                        "Only this author.",
-                    ),
-                    _query(
-                        "category",
-                        {"type": "string", "maxLength": limits.category_max},
-                        "Only this category.",
-                    ),
-                    _query(
-                        "q",
-                        {"type": "string", "maxLength": 200},
-                        "Full-text search: petitions whose title or description has every word, in any "
-                        "order, the last word also as the start of a longer one (`clim` finds climate). "
-                        "Only letters and digits count; a text with none matches nothing.",
-                    ),
-                    _query(
-                        "sort",
-                        {"type": "string", "enum": list(SORTS), "default": "newest"},
-                        "`newest` first (the default); `relevance` to `q` (title matches above "
-                        "description-only ones; without `q`, newest first); `popular` (most signatures); `trending` "
-                        f"(most signatures in the last {TRENDING_HOURS} hours; only petitions signed in "
-                        "them). Ties go newest first.",
-                    ),
-                    _query(
-                        "limit",
-                        {"type": "integer", "minimum": 1, "maximum": limits.page_size_max, "default": 20},
-                        "Page size.",
-                    ),
-                    _query(
-                        "cursor",
-                        {"type": "integer", "minimum": 1, "maximum": _MAX_FILTER},
-                        "`next_cursor` of the previous page, with the same filters and `sort`.",
-                    ),
-                ],
-                "responses": {
-                    "200": {"description": "One page.", "content": _json(_ref("PetitionPage"))},
-                    "422": _error("An invalid filter (`invalid_fields`); `fields` names it."),
-                },
-            },
-            "post": {
-                "operationId": "filePetition",
-                "tags": ["petitions"],
-                "summary": "File a petition (status `submitted`)",
-                "description": "Rate limited per user and per client address (by default a day's window).",
-                "requestBody": body["NewPetition"],
-                "responses": {
-                    "201": {
-                        "description": "Filed.",
-                        "content": _json(_ref("Petition")),
-                        "links": _links(_FROM_BODY, "getPetition", "petitionHistory", "changeStatus", "sign"),
-                    },
-                    **_errors("400", "401", "403", "413", "422", "429"),
-                },
-            },
-        },
-        "/api/petitions/similar": {
-            "get": {
-                "operationId": "similarPetitions",
-                "tags": ["petitions"],
-                "summary": "Petitions whose titles look like a title about to be filed",
-                "security": public,
-                "parameters": [
-                    {
-                        "name": "title",
-                        "in": "query",
-                        "required": True,
-                        "schema": {"type": "string", "maxLength": limits.title_max},
-                        "description": "The title being written. Its words are compared with listed "
-                        "petitions' titles (any of them; common words such as `the` do not count).",
-                    }
-                ],
-                "responses": {
-                    "200": {
-                        "description": f"Up to {SIMILAR_LIMIT} listed (not rejected) petitions, most alike "
-                        "first; empty when none is (or the title is blank).",
-                        "content": _json(_ref("PetitionList")),
-                    },
-                    "422": _error("No title, or a longer one than a petition may have (`invalid_fields`)."),
-                },
-            }
-        },
-        "/api/petitions/my": {
-            "get": {
-                "operationId": "myPetitions",
-                "tags": ["petitions"],
-                "summary": "The caller's own petitions, newest first",
-                "responses": {
-                    "200": {
-                        "description": "Every petition the caller filed.",
-                        "content": _json(_ref("PetitionList")),
-                    },
-                    **_errors("401"),
-                },
-            }
-        },
-        "/api/petitions/{id}": {
-            "parameters": [_id_parameter()],
-            "get": {
-                "operationId": "getPetition",
-                "tags": ["petitions"],
-                "summary": "One petition",
-                "security": public,
-                "responses": {"200": petition, **_errors("404")},
-            },
-        },
-        "/api/petitions/{id}/events": {
-            "parameters": [_id_parameter()],
-            "get": {
-                "operationId": "petitionHistory",
-                "tags": ["petitions"],
-                "summary": "Who changed what, when, with which note (oldest first)",
-                "security": public,
-                "responses": {
-                    "200": {"description": "The petition's history.", "content": _json(_ref("History"))},
-                    **_errors("404"),
-                },
-            },
-        },
-        "/api/petitions/{id}/status": {
-            "parameters": [_id_parameter()],
-            "patch": {
-                "operationId": "changeStatus",
-                "tags": ["petitions"],
-                "summary": "Move a petition along its lifecycle (admins)",
-                "description": (
-                    f"Allowed moves: {lifecycle}. Moving to `rejected` needs a note, and takes a `reason` "
-                    "(default `other`). A note clears `awaiting_response`."
+        {
+            "operationId": "sign",
+            "tags": ["signatures"],
+            "summary": "Sign the petition",
+            "description": "Rate limited per user.",
+            "responses": {
+                "201": {**petition, "links": _links(_FROM_BODY, "withdrawSignature", "getPetition")},
+                **_errors("401", "403", "404"),
+                "409": _error(
+                    "Already signed (`already_signed`), or the petition is closed, rejected or "
+                    "resolved (`not_open`)."
                 ),
-                "requestBody": body["StatusChange"],
-                "responses": {
-                    "200": {**petition, "links": _links(_FROM_BODY, "getPetition", "petitionHistory")},
-                    **_errors("400", "401", "403", "404"),
-                    "409": _error(
-                        "A move the lifecycle forbids (`invalid_transition`, with `allowed`), or "
-                        "`version` is stale (`version_conflict`)."
-                    ),
-                    **_errors("413", "422"),
-                },
+                **_errors("429"),
             },
         },
-        "/api/petitions/{id}/signatures": {
-            "parameters": [_id_parameter()],
-            "post": {
-                "operationId": "sign",
-                "tags": ["signatures"],
-                "summary": "Sign the petition",
-                "description": "Rate limited per user.",
-                "responses": {
-                    "201": {**petition, "links": _links(_FROM_BODY, "withdrawSignature", "getPetition")},
-                    **_errors("401", "403", "404"),
-                    "409": _error(
-                        "Already signed (`already_signed`), or the petition is closed, rejected or "
-                        "resolved (`not_open`)."
-                    ),
-                    **_errors("429"),
-                },
-            },
-            "delete": {
-                "operationId": "withdrawSignature",
-                "tags": ["signatures"],
-                "summary": "Withdraw the caller's signature",
-                "responses": {
-                    "200": petition,
-                    **_errors("401", "403"),
-                    **_errors("404"),
-                    "409": _error(
-                        "Not signed (`not_signed`), or the petition takes no signatures (`not_open`)."
-                    ),
-                },
+        {
+            "operationId": "withdrawSignature",
+            "tags": ["signatures"],
+            "summary": "Withdraw the caller's signature",
+            "responses": {
+                "200": petition,
+                **_errors("401", "403"),
+                **_errors("404"),
+                "409": _error("Not signed (`not_signed`), or the petition takes no signatures (`not_open`)."),
             },
         },
-        "/api/petitions/{id}/signatures/timeline": {
-            "parameters": [_id_parameter()],
-            "get": {
-                "operationId": "signatureTimeline",
-                "tags": ["signatures"],
-                "summary": "The signature count over time, for charts",
-                "security": public,
-                "parameters": [
-                    {
-                        "name": "bucket",
-                        "in": "query",
-                        "schema": {"type": "string", "enum": list(BUCKETS), "default": "hour"},
-                    }
-                ],
-                "responses": {
-                    "200": {"description": "The count by bucket.", "content": _json(_ref("Timeline"))},
-                    **_errors("404", "422"),
-                },
+        {
+            "operationId": "signatureTimeline",
+            "tags": ["signatures"],
+            "summary": "The signature count over time, for charts",
+            "security": public,
+            "parameters": [
+                {
+                    "name": "bucket",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": list(BUCKETS), "default": "hour"},
+                }
+            ],
+            "responses": {
+                "200": {"description": "The count by bucket.", "content": _json(_ref("Timeline"))},
+                **_errors("404", "422"),
             },
         },
-        "/healthz": {
-            "get": {
-                "operationId": "health",
-                "tags": ["operations"],
-                "summary": "Liveness, and whether the database answers",
-                "security": public,
-                "responses": {
-                    "200": {"description": "Up, database answering.", "content": _json(_ref("Health"))},
-                    "503": {"description": "The database does not answer.", "content": _json(_ref("Health"))},
-                },
-            }
+        {
+            "operationId": "health",
+            "tags": ["operations"],
+            "summary": "Liveness, and whether the database answers",
+            "security": public,
+            "responses": {
+                "200": {"description": "Up, database answering.", "content": _json(_ref("Health"))},
+                "503": {"description": "The database does not answer.", "content": _json(_ref("Health"))},
+            },
         },
-        "/metrics": {
-            "get": {
-                "operationId": "metrics",
-                "tags": ["operations"],
-                "summary": "Prometheus text exposition",
-                "security": public,
-                "responses": {
-                    "200": {
-                        "description": "Every metric of this process.",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    },
-                    "403": _error("The client address is not in `--metrics-allow` (`forbidden`)."),
+        {
+            "operationId": "metrics",
+            "tags": ["operations"],
+            "summary": "Prometheus text exposition",
+            "security": public,
+            "responses": {
+                "200": {
+                    "description": "Every metric of this process.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
                 },
-            }
+                "403": _error("The client address is not in `--metrics-allow` (`forbidden`)."),
+            },
         },
-        "/api/openapi.json": {
-            "get": {
-                "operationId": "openapi",
-                "tags": ["operations"],
-                "summary": "This document",
-                "security": public,
-                "responses": {
-                    "200": {"description": "OpenAPI 3.0 document.", "content": _json({"type": "object"})}
-                },
-            }
+        {
+            "operationId": "openapi",
+            "tags": ["operations"],
+            "summary": "This document",
+            "security": public,
+            "responses": {
+                "200": {"description": "OpenAPI 3.0 document.", "content": _json({"type": "object"})}
+            },
+        },
+    ]
+
+
+def _path_parameters() -> dict[str, dict]:
+    """How the document describes each path parameter (the router's patterns: ``handlers/routing.py``)."""
+    return {
+        "id": _id_parameter(),
+        "user_id": {
+            "name": "user_id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 0, "maximum": _MAX_ID},
+        },
+        "token": {
+            "name": "token",
+            "in": "path",
+            "required": True,
+            "description": "The signed part of the link in a mail's `List-Unsubscribe`.",
+            "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
         },
     }
+
+
+def _paths(settings: Settings) -> dict:
+    """The API's routes (``handlers.ROUTES``), each with its parameters and operations."""
+    # Imported here: the handler that serves the document imports this module.
+    from .handlers import ROUTES
+
+    operations = {operation["operationId"]: operation for operation in _operations(settings)}
+    parameters = _path_parameters()
+    paths: dict = {}
+    for route in ROUTES:
+        if not route.operations:
+            continue
+        item: dict = (
+            {"parameters": [parameters[name] for name in route.parameters]} if route.parameters else {}
+        )
+        item.update({method: operations[operation_id] for method, operation_id in route.operations.items()})
+        paths[route.path] = item
+    return paths
 
 
 def build_document(settings: Settings) -> dict:

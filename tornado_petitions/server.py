@@ -16,7 +16,7 @@ import tornado.web
 from . import mail_outbox, petition_store, signature_store
 from .body_limit import LimitedHTTPServer
 from .db_runner import DatabaseRunner
-from .handlers import admin, auth, mail, openapi, page, petitions, sockets, system
+from .handlers import ROUTES
 from .handlers.base import NotFoundHandler, StaticHandler
 from .hub import CLOSE_GOING_AWAY, SocketHub
 from .mail_sender import MailSender
@@ -185,18 +185,8 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
     milestones = signature_store.Milestones(
         settings.response_threshold, settings.debate_threshold, mail=bool(settings.smtp_url)
     )
-    routes = [
-        *auth.default_handlers,
-        *petitions.default_handlers,
-        *admin.default_handlers,
-        *mail.default_handlers,
-        *sockets.default_handlers,
-        *system.default_handlers,
-        *openapi.default_handlers,
-        *page.default_handlers,
-    ]
     return PetitionsApplication(
-        routes,
+        [route.rule() for route in ROUTES],
         settings=settings,
         db=db,
         runner=runner,

@@ -1,1 +1,18 @@
-"""Request handlers, one module per resource, each ending in its ``default_handlers`` routes."""
+"""Request handlers, one module per resource, each ending in its ``routes`` (see ``routing.py``)."""
+
+from __future__ import annotations
+
+from . import admin, auth, mail, openapi, page, petitions, sockets, system
+from .routing import Route
+
+# In the router's order: the first route whose pattern matches a path serves it.
+ROUTES: list[Route] = [
+    *auth.routes,
+    *petitions.routes,
+    *admin.routes,
+    *mail.routes,
+    *sockets.routes,
+    *system.routes,
+    *openapi.routes,
+    *page.routes,
+]

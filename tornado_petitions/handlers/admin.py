@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from .. import petition_store
 from .base import BaseHandler
+from .routing import Route
 
 
 class QueuesHandler(BaseHandler):
     """``GET /api/admin/queues``: moderation (with ``overdue``), awaiting response, debate; oldest first."""
-
-    route = "/api/admin/queues"
 
     async def get(self) -> None:
         await self.require_admin()
@@ -18,6 +17,6 @@ class QueuesHandler(BaseHandler):
         self.write_json(queues)
 
 
-default_handlers = [
-    (r"/api/admin/queues", QueuesHandler),
+routes = [
+    Route("/api/admin/queues", QueuesHandler, {"get": "adminQueues"}),
 ]

@@ -6,6 +6,7 @@ from .. import accounts, addresses, mail_outbox
 from ..errors import ApiError
 from ..rate_limit import Rule
 from .base import SESSION_COOKIE, BaseHandler
+from .routing import Route
 
 
 class SignInHandler(BaseHandler):
@@ -34,8 +35,6 @@ class SignInHandler(BaseHandler):
 class RegisterHandler(SignInHandler):
     """``POST /api/auth/register``: a new citizen account, signed in at once."""
 
-    route = "/api/auth/register"
-
     async def post(self) -> None:
         body = self.read_body("Register")
         rates = self.config.rate_limits
@@ -56,8 +55,6 @@ class LoginHandler(SignInHandler):
     is counted before the password is checked (so concurrent guesses cannot
     slip past the limit) and taken back once it succeeds: only failures count.
     """
-
-    route = "/api/auth/login"
 
     async def post(self) -> None:
         body = self.read_body("Login")
@@ -83,8 +80,6 @@ class LoginHandler(SignInHandler):
 class LogoutHandler(BaseHandler):
     """``POST /api/auth/logout``: revoke the caller's token and close its sockets."""
 
-    route = "/api/auth/logout"
-
     async def post(self) -> None:
         # Even when the token turns out revoked or expired (401): the browser forgets it, so the
         # page's anonymous sockets stop offering a dead cookie (cookies survive the error reply).
@@ -99,8 +94,6 @@ class LogoutHandler(BaseHandler):
 
 class MeHandler(BaseHandler):
     """``GET /api/me``: the signed-in user and whether they get mail; ``PATCH`` ``{"email_updates"}`` sets it."""
-
-    route = "/api/me"
 
     async def get(self) -> None:
         identity = await self.current_identity()
@@ -118,9 +111,9 @@ class MeHandler(BaseHandler):
         self.write_json(me)
 
 
-default_handlers = [
-    (r"/api/auth/register", RegisterHandler),
-    (r"/api/auth/login", LoginHandler),
-    (r"/api/auth/logout", LogoutHandler),
-    (r"/api/me", MeHandler),
+routes = [
+    Route("/api/auth/register", RegisterHandler, {"post": "register"}),
+    Route("/api/auth/login", LoginHandler, {"post": "login"}),
+    Route("/api/auth/logout", LogoutHandler, {"post": "logout"}),
+    Route("/api/me", MeHandler, {"get": "me", "patch": "changeMe"}),
 ]

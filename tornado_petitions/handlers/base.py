@@ -56,6 +56,14 @@ class ServiceMixin:
     application: tornado.web.Application
     request: Any
     identity: Identity | None = None
+    # The request metrics' label: the path of the handler's ``Route``, or what a class without one says.
+    route = "other"
+
+    def initialize(self, route: str | None = None, **kwargs: Any) -> None:
+        """Tornado passes the ``Route``'s path (``routing.Route.rule``); the rest is the handler's own."""
+        if route is not None:
+            self.route = route
+        super().initialize(**kwargs)
 
     @property
     def config(self) -> Settings:
@@ -204,8 +212,6 @@ class ServiceMixin:
 
 class BaseHandler(ServiceMixin, tornado.web.RequestHandler):
     """HTTP JSON handlers: body parsing, authentication, XSRF for cookie sessions, JSON errors."""
-
-    route = "other"
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")

@@ -9,6 +9,7 @@ import tornado.web
 from .. import mail_outbox
 from ..errors import ApiError
 from .base import ServiceMixin
+from .routing import Route
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>%(title)s</title>
@@ -26,8 +27,6 @@ class UnsubscribeHandler(ServiceMixin, tornado.web.RequestHandler):
     unsubscribe anyone.  The HMAC token is the credential, not a cookie, so
     POST needs no XSRF token.
     """
-
-    route = "/unsubscribe/{user_id}/{token}"
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "text/html; charset=UTF-8")
@@ -65,6 +64,10 @@ class UnsubscribeHandler(ServiceMixin, tornado.web.RequestHandler):
         self._page("You are unsubscribed", "You will get no more emails about petitions.", form=False)
 
 
-default_handlers = [
-    (r"/unsubscribe/([0-9]{1,15})/([0-9A-Za-z]{1,64})", UnsubscribeHandler),
+routes = [
+    Route(
+        "/unsubscribe/{user_id}/{token}",
+        UnsubscribeHandler,
+        {"get": "unsubscribePage", "post": "unsubscribe"},
+    ),
 ]

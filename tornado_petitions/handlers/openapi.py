@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from ..openapi import document_json
 from .base import BaseHandler
+from .routing import Route
 
 
 class OpenApiHandler(BaseHandler):
     """Serves the document built from this server's settings (its limits are the real ones)."""
 
-    route = "/api/openapi.json"
-
     def get(self) -> None:
         self.finish(document_json(self.config))
 
 
-default_handlers = [
-    (r"/api/openapi\.json", OpenApiHandler),
+routes = [
+    Route("/api/openapi.json", OpenApiHandler, {"get": "openapi"}),
 ]

@@ -18,6 +18,7 @@ from .. import petition_store, wire
 from ..errors import ApiError
 from ..lifecycle import DEFAULT_REJECTION_REASON, NOTE_REQUIRED, REJECTION_REASONS, STATUSES, TRANSITIONS
 from .base import SESSION_COOKIE, ServiceMixin
+from .routing import Route
 
 # The script modules, by the bare names they import each other with (see the import map).
 SCRIPT_MODULES = (
@@ -119,8 +120,6 @@ class WebPageHandler(ServiceMixin, tornado.web.RequestHandler):
 class PageHandler(WebPageHandler):
     """``GET /``: the public list for everyone; filing and "My petitions" signed in; the dashboard for admins."""
 
-    route = "/"
-
     async def get(self) -> None:
         user = await self.signed_in_user()
         self.render_page("index.html", page_config=self.page_config(user))
@@ -131,8 +130,6 @@ class PageHandler(WebPageHandler):
 
 class PetitionPageHandler(WebPageHandler):
     """``GET /petitions/{id}``: one petition's page, live, with its chart; a 404 page for an unknown id."""
-
-    route = "/petitions/{id}"
 
     async def get(self, petition_id: str) -> None:
         try:
@@ -168,7 +165,8 @@ def _preview(text: str) -> str:
     return flat[: PREVIEW_CHARS - 1].rsplit(" ", 1)[0] + "…"
 
 
-default_handlers = [
-    (r"/", PageHandler),
-    (r"/petitions/([^/]+)/?", PetitionPageHandler),
+routes = [
+    Route("/", PageHandler),
+    # Any text after /petitions/: the page answers a 404 page to what is not a petition id.
+    Route("/petitions/{id}", PetitionPageHandler, pattern=r"/petitions/([^/]+)/?"),
 ]

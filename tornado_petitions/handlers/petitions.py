@@ -15,8 +15,7 @@ from ..lifecycle import STATUSES
 from ..rate_limit import Rule
 from ..signature_store import BUCKETS, SignatureRequest
 from .base import BaseHandler
-
-_ID = r"([0-9]{1,15})"
+from .routing import Route
 
 
 class ChangeHandler(BaseHandler):
@@ -38,8 +37,6 @@ class PetitionsHandler(ChangeHandler):
     concurrent filings cannot pass the limit, and given back if the commit
     fails; a refused body (422) takes none.
     """
-
-    route = "/api/petitions"
 
     async def get(self) -> None:
         query = self._list_query()
@@ -117,8 +114,6 @@ class PetitionsHandler(ChangeHandler):
 class SimilarPetitionsHandler(BaseHandler):
     """``GET /api/petitions/similar?title=``: petitions a new one may duplicate, for the filing form."""
 
-    route = "/api/petitions/similar"
-
     async def get(self) -> None:
         title = self.get_query_argument("title", None, strip=False)
         limit = self.config.limits.title_max
@@ -138,8 +133,6 @@ class SimilarPetitionsHandler(BaseHandler):
 class MyPetitionsHandler(BaseHandler):
     """``GET /api/petitions/my``: the caller's own petitions, newest first."""
 
-    route = "/api/petitions/my"
-
     async def get(self) -> None:
         identity = await self.current_identity()
         petitions = await self.runner.run(petition_store.user_petitions, identity.user_id)
@@ -148,8 +141,6 @@ class MyPetitionsHandler(BaseHandler):
 
 class MySignaturesHandler(BaseHandler):
     """``GET /api/me/signatures``: which petitions the caller signed (for sign/withdraw buttons)."""
-
-    route = "/api/me/signatures"
 
     async def get(self) -> None:
         identity = await self.current_identity()
@@ -160,16 +151,12 @@ class MySignaturesHandler(BaseHandler):
 class PetitionHandler(BaseHandler):
     """``GET /api/petitions/{id}``."""
 
-    route = "/api/petitions/{id}"
-
     async def get(self, petition_id: str) -> None:
         self.write_json(await self.runner.run(petition_store.get_petition, int(petition_id)))
 
 
 class PetitionEventsHandler(BaseHandler):
     """``GET /api/petitions/{id}/events``: who changed what, when, with which note."""
-
-    route = "/api/petitions/{id}/events"
 
     async def get(self, petition_id: str) -> None:
         history = await self.runner.run(petition_store.petition_history, int(petition_id))
@@ -178,8 +165,6 @@ class PetitionEventsHandler(BaseHandler):
 
 class PetitionStatusHandler(ChangeHandler):
     """``PATCH /api/petitions/{id}/status`` (admins): move along the lifecycle."""
-
-    route = "/api/petitions/{id}/status"
 
     async def patch(self, petition_id: str) -> None:
         identity = await self.require_admin()
@@ -203,8 +188,6 @@ class PetitionStatusHandler(ChangeHandler):
 class SignaturesHandler(ChangeHandler):
     """``POST`` signs, ``DELETE`` withdraws the caller's signature on ``/api/petitions/{id}/signatures``."""
 
-    route = "/api/petitions/{id}/signatures"
-
     async def post(self, petition_id: str) -> None:
         identity = await self.current_identity()
         rates = self.config.rate_limits
@@ -223,8 +206,6 @@ class SignaturesHandler(ChangeHandler):
 class TimelineHandler(BaseHandler):
     """``GET /api/petitions/{id}/signatures/timeline?bucket=minute|hour|day``: the count over time."""
 
-    route = "/api/petitions/{id}/signatures/timeline"
-
     async def get(self, petition_id: str) -> None:
         bucket = self.get_query_argument("bucket", "hour", strip=False)
         if bucket not in BUCKETS or len(self.get_query_arguments("bucket")) > 1:
@@ -238,14 +219,16 @@ class TimelineHandler(BaseHandler):
         self.write_json({"bucket": bucket, "points": points})
 
 
-default_handlers = [
-    (r"/api/petitions", PetitionsHandler),
-    (r"/api/petitions/similar", SimilarPetitionsHandler),
-    (r"/api/petitions/my", MyPetitionsHandler),
-    (r"/api/me/signatures", MySignaturesHandler),
-    (rf"/api/petitions/{_ID}", PetitionHandler),
-    (rf"/api/petitions/{_ID}/events", PetitionEventsHandler),
-    (rf"/api/petitions/{_ID}/status", PetitionStatusHandler),
-    (rf"/api/petitions/{_ID}/signatures", SignaturesHandler),
-    (rf"/api/petitions/{_ID}/signatures/timeline", TimelineHandler),
+routes = [
+    Route("/api/petitions", PetitionsHandler, {"get": "listPetitions", "post": "filePetition"}),
+    Route("/api/petitions/similar", SimilarPetitionsHandler, {"get": "similarPetitions"}),
+    Route("/api/petitions/my", MyPetitionsHandler, {"get": "myPetitions"}),
+    Route("/api/me/signatures", MySignaturesHandler, {"get": "mySignatures"}),
+    Route("/api/petitions/{id}", PetitionHandler, {"get": "getPetition"}),
+    Route("/api/petitions/{id}/events", PetitionEventsHandler, {"get": "petitionHistory"}),
+    Route("/api/petitions/{id}/status", PetitionStatusHandler, {"patch": "changeStatus"}),
+    Route(
+        "/api/petitions/{id}/signatures", SignaturesHandler, {"post": "sign", "delete": "withdrawSignature"}
+    ),
+    Route("/api/petitions/{id}/signatures/timeline", TimelineHandler, {"get": "signatureTimeline"}),
 ]

@@ -26,6 +26,7 @@ from ..frames import encode_frame
 from ..hub import CLOSE_TOO_MANY_SOCKETS, CLOSE_TOO_SLOW
 from ..ws_protocol import StrictWebSocketHandler
 from .base import ServiceMixin
+from .routing import Route
 
 log = logging.getLogger("tornado_petitions.sockets")
 
@@ -254,7 +255,6 @@ class PublicFeedHandler(EventFeedHandler):
     """``/ws/petitions``: every lifecycle event and the counts, for anyone (a token given must be valid)."""
 
     channel = "public"
-    route = "/ws/petitions"
     open_to_anyone = True
 
 
@@ -262,7 +262,6 @@ class AdminFeedHandler(EventFeedHandler):
     """``/ws/admin``: every event with its actor and note, for admins only."""
 
     channel = "admin"
-    route = "/ws/admin"
 
     def authorize(self, identity: Any, *args: str) -> None:
         if not identity.is_admin:
@@ -276,7 +275,6 @@ class UserChannelHandler(ChannelSocketHandler):
     """``/ws/petitions/my/{user_id}``: the user's whole list on connect and after each change."""
 
     channel = "user"
-    route = "/ws/petitions/my/{user_id}"
 
     def authorize(self, identity: Any, *args: str) -> None:
         self.channel_user_id = int(args[0])
@@ -290,8 +288,8 @@ class UserChannelHandler(ChannelSocketHandler):
         self.hub.activate(self, seq)
 
 
-default_handlers = [
-    (r"/ws/petitions/my/([0-9]{1,15})", UserChannelHandler),
-    (r"/ws/petitions", PublicFeedHandler),
-    (r"/ws/admin", AdminFeedHandler),
+routes = [
+    Route("/ws/petitions/my/{user_id}", UserChannelHandler),
+    Route("/ws/petitions", PublicFeedHandler),
+    Route("/ws/admin", AdminFeedHandler),
 ]

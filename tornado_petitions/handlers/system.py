@@ -8,6 +8,7 @@ import ipaddress
 from ..errors import ApiError
 from ..models import SchemaVersion
 from .base import BaseHandler
+from .routing import Route
 
 
 def _database_answers() -> bool:
@@ -16,8 +17,6 @@ def _database_answers() -> bool:
 
 class HealthHandler(BaseHandler):
     """``GET /healthz``: 200 while the process and its database answer, 503 otherwise."""
-
-    route = "/healthz"
 
     async def get(self) -> None:
         try:
@@ -63,8 +62,6 @@ class MetricsHandler(BaseHandler):
     ``--xheaders`` the address is the one the load balancer forwards.
     """
 
-    route = "/metrics"
-
     def prepare(self) -> None:
         super().prepare()
         if not address_allowed(self.client_address(), self.config.metrics_allow):
@@ -75,7 +72,7 @@ class MetricsHandler(BaseHandler):
         self.finish(self.metrics.render())
 
 
-default_handlers = [
-    (r"/healthz", HealthHandler),
-    (r"/metrics", MetricsHandler),
+routes = [
+    Route("/healthz", HealthHandler, {"get": "health"}),
+    Route("/metrics", MetricsHandler, {"get": "metrics"}),
 ]
