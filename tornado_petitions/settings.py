@@ -5,7 +5,10 @@ to ``Settings`` (or ``Limits``/``RateLimits``).  That one line is its flag, its
 environment variable (PETITIONS_ + the flag in capitals, ``-`` as ``_``), its default
 and its help: ``serve --help`` and the table in docs/operations.md (regenerate it with
 ``python -m tornado_petitions settings --markdown``) both read it.  A plain default
-(no ``setting``) is for tests and benchmarks only and gets no flag.
+(no ``setting``) is for tests and benchmarks only and gets no flag.  The text's type
+comes from the default (a bool takes 1/0 true/false, a tuple is comma-separated, a None
+default is optional text, empty meaning unset); ``parse=`` handles anything else (an
+optional number, ``networks``), ``choices=`` restricts the values.
 """
 
 from __future__ import annotations
