@@ -67,9 +67,9 @@ def nginx_binary() -> str:
 class Nginx:
     """The document's nginx block, its two upstream ports and its listen port replaced, run in the foreground."""
 
-    def __init__(self, directory: Path, upstream_ports: tuple[int, int]) -> None:
+    def __init__(self, directory: Path, upstream_ports: tuple[int, int], port: int) -> None:
         self.directory = directory
-        self.port = free_port()
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         block = fenced_block("nginx", "upstream petitions")
@@ -149,10 +149,16 @@ class Front:
         self.sockets = contextlib.ExitStack()  # every client socket, closed in stop()
 
     def start(self, *flags: str) -> tuple[LiveServer, LiveServer]:
-        """Start both processes (``flags`` after the generous rate limits) and nginx; wait for all three."""
+        """Start both processes (``flags`` after the generous rate limits) and nginx; wait for all three.
+
+        The processes' ``--public-url`` is nginx's address, as the document tells an operator to set it.
+        """
+        front_port = free_port()
         flags = (
             *GENEROUS_RATE_FLAGS,
             "--xheaders",
+            "--public-url",
+            f"http://127.0.0.1:{front_port}",
             "--redis",
             self.redis_url,
             "--redis-channel",
@@ -166,7 +172,7 @@ class Front:
             process.wait_ready(20.0)
         nginx_directory = self.directory / "nginx"
         nginx_directory.mkdir()
-        self.nginx = Nginx(nginx_directory, (self.processes[0].port, self.processes[1].port))
+        self.nginx = Nginx(nginx_directory, (self.processes[0].port, self.processes[1].port), front_port)
         self.nginx.start()
         return self.processes[0], self.processes[1]
 
