@@ -93,9 +93,9 @@ def test_shutdown_closes_every_pooled_connection(io_loop, settings):
     io_loop.run_sync(app.start)
 
     async def busy() -> None:
-        from tornado_petitions import petition_store
+        from tornado_petitions import event_log
 
-        await asyncio.gather(*(app.runner.run(petition_store.log_bounds) for _ in range(20)))
+        await asyncio.gather(*(app.runner.run(event_log.log_bounds) for _ in range(20)))
 
     io_loop.run_sync(busy)
     assert backends(settings.db_url) >= 1

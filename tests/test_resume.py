@@ -106,12 +106,12 @@ async def test_since_beyond_the_log_is_a_reset(api, sockets, since):
 
 @pytest.mark.gen_test
 async def test_since_older_than_the_retained_log_is_a_reset(api, sockets, app):
-    from tornado_petitions import petition_store
+    from tornado_petitions import event_log
 
     ann = await api.register("ann@example.org")
     for _ in range(5):
         await api.file_petition(ann["token"])
-    await app.runner.run(petition_store.prune_events, 3)
+    await app.runner.run(event_log.prune_events, 3)
     stale = await sockets.connect("/ws/petitions?since=1", ann["token"])
     assert await read_json(stale) == {"type": "reset", "seq": 5}
     fresh = await sockets.connect("/ws/petitions?since=3", ann["token"])

@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 
-from . import __version__, accounts, addresses, petition_store, redaction, validation
+from . import __version__, accounts, addresses, event_log, redaction, validation
 from .errors import ApiError
 from .models import bind_database, close_database, open_database
 from .settings import DeclaredSetting, Settings, declared_settings, markdown_table, settings_with
@@ -139,9 +139,9 @@ def prune_events(args: argparse.Namespace) -> int:
     db = open_database(args.db_url)
     bind_database(db)
     try:
-        _, newest = petition_store.log_bounds()
+        _, newest = event_log.log_bounds()
         keep_after = max(0, newest - max(0, args.keep))
-        removed = petition_store.prune_events(keep_after)
+        removed = event_log.prune_events(keep_after)
     finally:
         close_database(db)
     print(f"removed {removed} events; clients resuming from before seq {keep_after} will get a reset")

@@ -53,14 +53,6 @@ def changes_from_wire(data: str | bytes) -> list[CountChange]:
     return [CountChange.from_wire(item) for item in items]
 
 
-def counts_message(seq: int, counts: dict[int, int]) -> str:
-    """``{"type": "counts", "seq": N, "counts": {"<petition_id>": count, ...}}``."""
-    return '{"type":"counts","seq":%d,"counts":%s}' % (
-        seq,
-        wire.dumps({str(k): v for k, v in counts.items()}),
-    )
-
-
 class CountConflator:
     """Holds the newest count of each petition changed since the last tick; emits them once per tick.
 

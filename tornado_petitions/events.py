@@ -1,18 +1,13 @@
-"""A committed change as the hub carries it, and the socket messages made from it.
-
-Each message is built by string assembly around JSON encoded once
-(``petition_json`` is stored with the event), so one event costs one encode
-however many sockets it reaches.
-"""
+"""A committed lifecycle change as the hub carries it (its socket frames are built in ``messages``)."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from . import wire
+from .messages import EVENT_KINDS as KINDS
 
-# Lifecycle events: the only kinds in the log.  Signatures are state (counts), not events.
-KINDS = ("created", "status_changed", "milestone")
+__all__ = ["KINDS", "Event"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,32 +36,6 @@ class Event:
         """Inverse of ``to_wire``; raises ValueError or TypeError on a malformed message."""
         return cls(**wire.loads(data))
 
-    def _head(self) -> str:
-        milestone = ',"milestone":"%s"' % self.milestone if self.milestone else ""
-        return '{"type":"event","seq":%d,"event":"%s"%s,"petition":%s' % (
-            self.seq,
-            self.kind,
-            milestone,
-            self.petition_json,
-        )
-
-    def public_message(self) -> str:
-        """The public feed's message: the petition as it stood after the change."""
-        return self._head() + "}"
-
-    def admin_message(self) -> str:
-        """The admins' message: the public one plus who did it, the statuses and the note."""
-        extra = wire.dumps(
-            {
-                "actor": {"user_id": self.actor_id, "name": self.actor_name},
-                "from_status": self.from_status,
-                "to_status": self.to_status,
-                "note": self.note,
-                "at": self.created_at,
-            }
-        )
-        return self._head() + "," + extra[1:]
-
     def history_entry(self) -> dict:
         """The event as ``GET /api/petitions/{id}/events`` lists it."""
         entry = {
@@ -81,8 +50,3 @@ class Event:
         if self.milestone:
             entry["milestone"] = self.milestone
         return entry
-
-
-def user_update_message(seq: int, petitions: list[dict]) -> str:
-    """The user channel's message: the user's whole list, as the original frontend reads it."""
-    return wire.dumps({"type": "update", "seq": seq, "petitions": petitions})

@@ -1,11 +1,12 @@
 """The socket hub: who is connected, which committed event goes to whom, and who stopped answering.
 
-One ``SocketHub`` per application.  It receives committed events (from this
-process, or from Redis through ``RedisBridge``), puts them in seq order,
-encodes each message once, and writes the same frame bytes to every socket
-of a channel.  It knows sockets and events, not HTTP; it reads the database
-only through the loader functions it is given (to fill a gap, or to build a
-user's list).
+One ``SocketHub`` per application.  It owns a socket's whole subscription
+(``subscribe``: register, replay what the client missed, then live), receives
+committed events (from this process, or from Redis through ``RedisBridge``),
+puts them in seq order, encodes each message once, and writes the same frame
+bytes to every socket of a channel.  It knows sockets and events, not HTTP;
+it reads the database only through the loader functions it is given (a
+replay, a gap fill, a user's list).
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Protocol
 
 from tornado.ioloop import PeriodicCallback
 
-from .counts import CountChange, CountConflator, counts_message
-from .events import Event, user_update_message
+from . import messages
+from .counts import CountChange, CountConflator
+from .events import Event
 from .frames import encode_frame
 
 log = logging.getLogger("tornado_petitions.hub")
@@ -28,6 +30,7 @@ CHANNELS = ("user", "public", "admin")
 
 # Close codes: the contract the web page acts on (docs/protocol.md "Close codes").
 CLOSE_GOING_AWAY = 1001
+CLOSE_SERVER_ERROR = 1011
 CLOSE_HEARTBEAT_TIMEOUT = 4000
 CLOSE_TOO_SLOW = 4008
 CLOSE_TOKEN_INVALID = 4401
@@ -37,9 +40,26 @@ CLOSE_TOO_MANY_SOCKETS = 4429
 # hub reads them from the event log itself (seconds).
 GAP_TIMEOUT = 0.25
 
-UserListLoader = Callable[[int], Awaitable[list]]
+# A page of a replay: the events read from the log at once, and the bytes
+# written before the socket must drain.  A replay never holds the loop, or a
+# socket's buffer, for more than one page.
+PAGE_EVENTS = 64
+PAGE_BYTES = 256 * 1024
+
+UserListLoader = Callable[[int, int], Awaitable[tuple[list, bool]]]
 EventLoader = Callable[[int, int], Awaitable[list[Event]]]
 CountsLoader = Callable[[int], Awaitable[list[CountChange]]]
+BoundsLoader = Callable[[], Awaitable[tuple[int, int]]]
+
+
+class HeldFrames:
+    """Live frames that arrived while a socket was replaying, sent after its ``hello``; bounded in bytes."""
+
+    __slots__ = ("frames", "size")
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[int | None, str, bytes]] = []  # (seq, or None for state frames)
+        self.size = 0
 
 
 class HubSocket(Protocol):
@@ -52,15 +72,23 @@ class HubSocket(Protocol):
     token_hash: str | None
     expires_at_epoch: float
     last_sent_seq: int
-    pending: list[tuple[int | None, str, bytes]] | None  # held while catching up; None seq: counts
+    pending: HeldFrames | None  # set by the hub while the socket replays
     ping_sent_at: float | None
     last_ping_at: float
+
+    def send_text(self, message: str) -> bool: ...
 
     def send_frame(self, message: str, frame: bytes) -> bool: ...
 
     def send_frames(self, messages: tuple[str, ...], frames: bytes) -> bool: ...
 
     def send_ping(self, frame: bytes) -> bool: ...
+
+    async def drained(self) -> bool:
+        """Wait until what was written went to the kernel; False if the socket closed meanwhile."""
+        ...
+
+    def close_too_slow(self) -> None: ...
 
     def close(self, code: int | None = None, reason: str | None = None) -> None: ...
 
@@ -96,22 +124,34 @@ class SocketHub:
         load_user_list: UserListLoader,
         load_events_after: EventLoader,
         load_counts_since: CountsLoader,
+        load_log_bounds: BoundsLoader,
         metrics: HubMetrics,
         ping_interval: float = 20.0,
         ping_timeout: float = 20.0,
         max_sockets_per_user: int = 20,
         max_anonymous_sockets_per_address: int = 200,
         count_interval: float = 1.0,
+        max_replay: int = 10_000,
+        max_replay_bytes: int = 4 * 1024 * 1024,
+        max_list: int = 200,
+        max_backlog: int = 1024 * 1024,
     ) -> None:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.max_sockets_per_user = max_sockets_per_user
         self.max_anonymous_sockets_per_address = max_anonymous_sockets_per_address
+        self.max_replay = max_replay  # events a resume may replay before it is a reset
+        self.max_replay_bytes = max_replay_bytes  # ... and bytes
+        self.max_list = max_list  # petitions in a user channel's list
+        self.max_backlog = max_backlog  # bytes held for a replaying socket before it is closed 4008
+        # Half the backlog at most, so a page never trips the backlog bound of a reading client.
+        self.page_bytes = min(PAGE_BYTES, max(1, max_backlog // 2))
         self.counts = CountConflator(count_interval, self._send_counts)
         self.last_seq = 0
         self._load_user_list = load_user_list
         self._load_events_after = load_events_after
         self._load_counts_since = load_counts_since
+        self._load_log_bounds = load_log_bounds
         self._metrics = metrics
         self._channels: dict[str, set[HubSocket]] = {name: set() for name in CHANNELS}
         # Sockets by who holds them: a user id, or ("address", ip) for sockets without an account.
@@ -145,6 +185,12 @@ class SocketHub:
             self._gap_timer = None
         if self._user_refresh is not None:
             self._user_refresh.cancel()
+
+    async def connect(self) -> None:
+        """As a ``Publisher``: nothing to connect to, the hub alone serves one process."""
+
+    async def disconnect(self) -> None:
+        """As a ``Publisher``: nothing to disconnect."""
 
     def close_all(self, code: int, reason: str) -> None:
         """Close every socket with ``code`` (1001 at shutdown)."""
@@ -197,16 +243,127 @@ class SocketHub:
         """How many sockets are open on ``channel``."""
         return len(self._channels[channel])
 
-    def activate(self, sock: HubSocket, after_seq: int) -> None:
-        """End a socket's catch-up: send what was held back while it replayed, then go live."""
-        held, sock.pending = sock.pending or [], None
-        sock.last_sent_seq = max(sock.last_sent_seq, after_seq)
-        for seq, message, frame in held:
-            if seq is None:  # a counts frame: state, never stale by seq
-                sock.send_frame(message, frame)
-            elif seq > sock.last_sent_seq:
-                sock.last_sent_seq = seq
-                sock.send_frame(message, frame)
+    def is_open(self, sock: HubSocket) -> bool:
+        """Whether ``sock`` is still registered (not closed, pruned or refused)."""
+        return sock in self._channels[sock.channel]
+
+    # -- subscription -------------------------------------------------------
+
+    async def subscribe(self, sock: HubSocket, since: int | None) -> bool:
+        """Register a socket and bring it up to date, then keep it live.
+
+        A feed socket without ``since`` gets ``hello``; with ``since`` it gets
+        every event after it from the log, in pages, then one ``counts``
+        frame of the counts changed since, then ``hello`` (or ``reset`` when
+        the log cannot serve it).  A user channel gets its list.  Frames that
+        went live meanwhile follow, without gap or duplicate.  False (and
+        nothing registered) when the socket's user or address holds the
+        maximum of sockets.  A loader's failure closes the socket with 1011.
+        """
+        if not self.register(sock):
+            return False
+        sock.pending = HeldFrames()
+        try:
+            if sock.channel == "user":
+                await self._send_list(sock)
+            else:
+                await self._replay(sock, since)
+        except Exception:
+            log.exception("could not bring a %s socket up to date", sock.channel)
+            self.unregister(sock)
+            sock.close(CLOSE_SERVER_ERROR, "server error")
+        return True
+
+    async def _send_list(self, sock: HubSocket) -> None:
+        seq = self.last_seq
+        petitions, truncated = await self._load_user_list(sock.channel_user_id, self.max_list)
+        if self.is_open(sock):
+            self._go_live(sock, seq, messages.update(seq, petitions, truncated))
+
+    async def _replay(self, sock: HubSocket, since: int | None) -> None:
+        """Events after ``since`` from the log, each page drained before the next; see ``subscribe``."""
+        if since is None:
+            self._go_live(sock, self.last_seq, messages.hello(self.last_seq))
+            return
+        oldest, newest = await self._load_log_bounds()
+        if since < oldest or since > newest or newest - since > self.max_replay:
+            self._reset(sock, newest)
+            return
+        last, replayed, unflushed = since, 0, 0
+        async for page in self.log_pages(since):
+            if not self.is_open(sock):
+                return
+            for event in page:
+                message = messages.event_for(sock.channel, event)
+                frame = encode_frame(message.encode())
+                replayed += len(frame)
+                if replayed > self.max_replay_bytes:
+                    self._reset(sock, newest)
+                    return
+                if not sock.send_frame(message, frame):
+                    return
+                unflushed += len(frame)
+                if unflushed >= self.page_bytes:
+                    unflushed = 0
+                    if not await self._drained(sock):
+                        return
+            last = page[-1].seq
+            if not await self._drained(sock):
+                return
+        # Read after the replay, so the counts are as of (at least) the last event replayed.
+        changes = await self._load_counts_since(since)
+        if not self.is_open(sock):
+            return
+        if changes and not sock.send_text(messages.counts(last, {c.petition_id: c.count for c in changes})):
+            return
+        self._go_live(sock, last, messages.hello(last))
+
+    async def _drained(self, sock: HubSocket) -> bool:
+        """Wait for ``sock`` to take what was written, and let the loop run others meanwhile."""
+        drained = await sock.drained()
+        await asyncio.sleep(0)
+        return drained and self.is_open(sock)
+
+    def _reset(self, sock: HubSocket, newest: int) -> None:
+        seq = max(newest, self.last_seq)
+        self._go_live(sock, seq, messages.reset(seq))
+
+    def _go_live(self, sock: HubSocket, seq: int, message: str) -> None:
+        """Send the frame that ends the catch-up, then what was held back meanwhile, then live."""
+        held, sock.pending = sock.pending, None
+        sock.last_sent_seq = max(sock.last_sent_seq, seq)
+        if not sock.send_text(message) or held is None:
+            return
+        for held_seq, held_message, frame in held.frames:
+            if held_seq is None:  # a counts frame or a list: state, never stale by seq
+                sock.send_frame(held_message, frame)
+            elif held_seq > sock.last_sent_seq:
+                sock.last_sent_seq = held_seq
+                sock.send_frame(held_message, frame)
+
+    def _hold(self, sock: HubSocket, seq: int | None, message: str, frame: bytes) -> None:
+        """Keep a live frame for a replaying socket; past ``max_backlog`` bytes it is too slow (4008)."""
+        held = sock.pending
+        held.frames.append((seq, message, frame))
+        held.size += len(frame)
+        if held.size > self.max_backlog:
+            sock.pending = None
+            self.slow_consumer(sock)
+            sock.close_too_slow()
+
+    async def log_pages(self, after: int) -> AsyncIterator[list[Event]]:
+        """The events after seq ``after``, a page of at most ``PAGE_EVENTS`` at a time, to the log's end.
+
+        The one reading loop of a replay and of a gap fill.
+        """
+        while True:
+            events = await self._load_events_after(after, PAGE_EVENTS)
+            if not events:
+                return
+            yield events
+            if len(events) < PAGE_EVENTS:
+                return
+            after = events[-1].seq
 
     # -- delivery -----------------------------------------------------------
 
@@ -241,14 +398,11 @@ class SocketHub:
         """
         start = self.last_seq
         try:
-            while True:
-                events = await self._load_events_after(self.last_seq, 1000)
+            async for events in self.log_pages(self.last_seq):
                 for event in events:
                     if event.seq > self.last_seq:
                         self._out_of_order.pop(event.seq, None)
                         self._deliver(event)
-                if len(events) < 1000:
-                    break
             # Counts that Redis lost: the conflator drops versions it has already seen.
             self.counts.add(await self._load_counts_since(start))
             self._drain()
@@ -270,7 +424,7 @@ class SocketHub:
             sent = 0
             for sock in list(self._channels[channel]):
                 if sock.pending is not None:
-                    sock.pending.append((None, *counts))
+                    self._hold(sock, None, *counts)
                 elif sock.send_frame(*counts):
                     sent += 1
             if sent:
@@ -279,7 +433,7 @@ class SocketHub:
     def _counts_frame(self, pending: dict[int, CountChange]) -> tuple[str, bytes]:
         """The counts message (at the current seq) and its frame; marks the changed authors' lists stale."""
         seq = self.last_seq
-        message = counts_message(seq, {pid: change.count for pid, change in pending.items()})
+        message = messages.counts(seq, {pid: change.count for pid, change in pending.items()})
         for change in pending.values():
             if change.author_id in self._user_channels:
                 self._mark_user_dirty(change.author_id, seq)
@@ -302,7 +456,10 @@ class SocketHub:
         pending = self.counts.take()
         flush = self._counts_frame(pending) if pending else None
         self.last_seq = event.seq
-        for channel, message in (("public", event.public_message()), ("admin", event.admin_message())):
+        for channel, message in (
+            ("public", messages.public_event(event)),
+            ("admin", messages.admin_event(event)),
+        ):
             sockets = self._channels[channel]
             if sockets:
                 self._send(channel, sockets, event.seq, message, flush)
@@ -320,7 +477,7 @@ class SocketHub:
         sent = 0
         for sock in list(sockets):
             if sock.pending is not None:
-                sock.pending.append((None, message, frame))
+                self._hold(sock, None, message, frame)
             elif seq >= sock.last_sent_seq:
                 sock.last_sent_seq = seq
                 if sock.send_frame(message, frame):
@@ -347,8 +504,9 @@ class SocketHub:
         for sock in list(sockets):
             if sock.pending is not None:
                 if flush is not None:
-                    sock.pending.append((None, *flush))
-                sock.pending.append((seq, message, frame))
+                    self._hold(sock, None, *flush)
+                if sock.pending is not None:
+                    self._hold(sock, seq, message, frame)
             elif seq > sock.last_sent_seq:
                 sock.last_sent_seq = seq
                 if sock.send_frames(*both):
@@ -366,13 +524,13 @@ class SocketHub:
             if not sockets:
                 continue
             try:
-                petitions = await self._load_user_list(user_id)
+                petitions, truncated = await self._load_user_list(user_id, self.max_list)
             except Exception:
                 log.exception("could not load the petitions of user %d", user_id)
                 continue
             sockets = self._user_channels.get(user_id)
             if sockets:
-                self._send_state("user", sockets, seq, user_update_message(seq, petitions))
+                self._send_state("user", sockets, seq, messages.update(seq, petitions, truncated))
 
     # -- heartbeat ----------------------------------------------------------
 

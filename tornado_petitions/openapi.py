@@ -671,6 +671,19 @@ def _operations(settings: Settings) -> list[dict]:
                 "200": {"description": "OpenAPI 3.0 document.", "content": _json({"type": "object"})}
             },
         },
+        {
+            "operationId": "asyncapi",
+            "tags": ["operations"],
+            "summary": "The AsyncAPI document of the WebSocket channels",
+            "security": public,
+            "responses": {
+                "200": {
+                    "description": "AsyncAPI 3.0 document: every frame of `/ws/petitions`,"
+                    " `/ws/petitions/my/{user_id}` and `/ws/admin`.",
+                    "content": _json({"type": "object"}),
+                }
+            },
+        },
     ]
 
 
@@ -729,7 +742,8 @@ def build_document(settings: Settings) -> dict:
                 "`X-XSRFToken` header (never the query string or a form field) on POST, PATCH and DELETE, "
                 "from a page of this site. Request bodies are JSON, sent with "
                 "`Content-Type: application/json` (otherwise 415). Live updates are WebSockets "
-                "(`/ws/petitions`, `/ws/petitions/my/{user_id}`, `/ws/admin`), described in docs/protocol.md."
+                "(`/ws/petitions`, `/ws/petitions/my/{user_id}`, `/ws/admin`), described in docs/protocol.md "
+                "and by the AsyncAPI document at `/api/asyncapi.json`."
             ),
         },
         "security": [{"bearerAuth": []}],

@@ -1,4 +1,4 @@
-"""Petitions and their event log: every change and its event row in one transaction.
+"""Petitions: every change and its event row (``event_log``) in one transaction.
 
 Every function here is synchronous and self-contained (no ``await`` inside
 a transaction); the caller decides whether it runs on the event loop or in
@@ -13,12 +13,12 @@ import datetime
 
 import peewee
 
-from . import mail_outbox, search, statements, wire
+from . import event_log, mail_outbox, search, statements, wire
 from .accounts import Identity
 from .errors import ApiError
-from .events import KINDS, Event
+from .events import Event
 from .lifecycle import DEFAULT_REJECTION_REASON, NOTE_REQUIRED, allowed_targets
-from .models import EventCounter, Petition, PetitionEvent, Signature, User, iso, utcnow
+from .models import Petition, Signature, User, iso, utcnow
 
 _PETITION_COLUMNS = (
     Petition.id,
@@ -117,6 +117,12 @@ def _petitions(query: peewee.ModelSelect) -> list[dict]:
     return [_petition_from_row(row) for row in cursor.fetchall()]
 
 
+def petition_history(petition_id: int) -> list[dict]:
+    """Every event of one petition, oldest first; 404 if the petition does not exist."""
+    _load(petition_id)
+    return [event.history_entry() for event in event_log.petition_events(petition_id)]
+
+
 def get_petition(petition_id: int) -> dict:
     """One petition; 404 if there is none with this id."""
     return _load(petition_id)
@@ -170,10 +176,17 @@ def similar_petitions(title: str) -> list[dict]:
     return [found[petition_id] for petition_id in ids if petition_id in found]
 
 
-def user_petitions(user_id: int) -> list[dict]:
-    """Every petition ``user_id`` filed, newest first: the user channel's whole list."""
+def user_petitions(user_id: int, limit: int | None = None) -> tuple[list[dict], bool]:
+    """The newest ``limit`` (None: all) petitions ``user_id`` filed, newest first, and whether there are more.
+
+    The user channel asks for ``--max-list``, so one prolific author's list
+    is never one frame of megabytes.
+    """
     query = _petitions_query().where(Petition.author == user_id).order_by(Petition.id.desc())
-    return _petitions(query)
+    if limit is None:
+        return _petitions(query), False
+    rows = _petitions(query.limit(limit + 1))
+    return rows[:limit], len(rows) > limit
 
 
 def signed_petition_ids(user_id: int) -> list[int]:
@@ -182,44 +195,6 @@ def signed_petition_ids(user_id: int) -> list[int]:
         Signature.select(Signature.petition).where(Signature.user == user_id).order_by(Signature.id.desc())
     )
     return [petition_id for (petition_id,) in query.tuples()]
-
-
-def take_seq() -> int:
-    """Take the next seq from the counter row, locking it until this transaction ends."""
-    return statements.execute(statements.NEXT_SEQ).fetchone()[0]
-
-
-def record_event(
-    seq: int,
-    kind: str,
-    petition: dict,
-    actor: Identity,
-    *,
-    from_status: str | None = None,
-    to_status: str | None = None,
-    note: str | None = None,
-    milestone: str | None = None,
-) -> Event:
-    """Append the event row for a change already written in the current transaction."""
-    now = utcnow()
-    petition_json = wire.dumps(petition)
-    author_id = petition["author"]["user_id"]
-    row = (seq, petition["petition_id"], author_id, kind, actor.user_id, from_status, to_status, note)
-    statements.execute(statements.INSERT_EVENT, (*row, milestone, petition_json, now))
-    return Event(
-        seq=seq,
-        kind=kind,
-        petition_id=petition["petition_id"],
-        author_id=petition["author"]["user_id"],
-        actor_id=actor.user_id,
-        actor_name=actor.name,
-        from_status=from_status,
-        to_status=to_status,
-        note=note,
-        created_at=iso(now),
-        petition_json=petition_json,
-        milestone=milestone,
-    )
 
 
 def create_petition(
@@ -232,7 +207,7 @@ def create_petition(
 ) -> tuple[dict, Event]:
     """File a petition (status ``submitted``, closing ``signing_days`` from now) and its ``created`` event."""
     with Petition._meta.database.atomic():
-        seq = take_seq()
+        seq = event_log.take_seq()
         now = utcnow()
         closes_at = now + datetime.timedelta(days=signing_days)
         row = (title, description, category, location, author.user_id, "submitted", 0, 1, now, now)
@@ -243,7 +218,7 @@ def create_petition(
             (petition_id, title, description, category, location, author.user_id, author.name)
             + ("submitted", 0, 1, None, now, now, closes_at, "[]", False, None)
         )
-        event = record_event(seq, "created", petition, author, to_status="submitted")
+        event = event_log.record_event(seq, "created", petition, author, to_status="submitted")
     return petition, event
 
 
@@ -264,7 +239,7 @@ def change_status(
     in the same transaction.
     """
     with Petition._meta.database.atomic():
-        seq = take_seq()  # taken first: it serializes writers before the row is read
+        seq = event_log.take_seq()  # taken first: it serializes writers before the row is read
         current = _load(petition_id)
         if version is not None and version != current["version"]:
             raise ApiError(
@@ -302,7 +277,7 @@ def change_status(
         if mail:
             mail_outbox.queue_status_mail(seq, petition_id, note)
         petition = _load(petition_id)
-        event = record_event(
+        event = event_log.record_event(
             seq,
             "status_changed",
             petition,
@@ -312,86 +287,6 @@ def change_status(
             note=note,
         )
     return petition, event
-
-
-def _event_from_row(row: tuple) -> Event:
-    (
-        seq,
-        kind,
-        petition_id,
-        author_id,
-        actor_id,
-        actor_name,
-        from_status,
-        to_status,
-        note,
-        milestone,
-        created_at,
-        petition_json,
-    ) = row
-    return Event(
-        seq=seq,
-        kind=kind,
-        petition_id=petition_id,
-        author_id=author_id,
-        actor_id=actor_id,
-        actor_name=actor_name,
-        from_status=from_status,
-        to_status=to_status,
-        note=note,
-        created_at=iso(created_at),
-        petition_json=petition_json,
-        milestone=milestone,
-    )
-
-
-def _events_query() -> peewee.ModelSelect:
-    return (
-        PetitionEvent.select(
-            PetitionEvent.seq,
-            PetitionEvent.kind,
-            PetitionEvent.petition,
-            PetitionEvent.author_id,
-            PetitionEvent.actor,
-            User.name,
-            PetitionEvent.from_status,
-            PetitionEvent.to_status,
-            PetitionEvent.note,
-            PetitionEvent.milestone,
-            PetitionEvent.created_at,
-            PetitionEvent.petition_json,
-        )
-        .join(User, on=(PetitionEvent.actor == User.id))
-        .where(
-            # Logs written before signatures became state hold "signed" rows: never replayed or listed.
-            PetitionEvent.kind.in_(KINDS)
-        )
-    )
-
-
-def petition_history(petition_id: int) -> list[dict]:
-    """Every event of one petition, oldest first; 404 if the petition does not exist."""
-    _load(petition_id)
-    query = _events_query().where(PetitionEvent.petition == petition_id).order_by(PetitionEvent.seq)
-    return [_event_from_row(row).history_entry() for row in query.tuples()]
-
-
-def events_after(seq: int, limit: int) -> list[Event]:
-    """Up to ``limit`` events with a seq above ``seq``, in seq order."""
-    query = _events_query().where(PetitionEvent.seq > seq).order_by(PetitionEvent.seq).limit(limit)
-    return [_event_from_row(row) for row in query.tuples()]
-
-
-def log_bounds() -> tuple[int, int]:
-    """(oldest retained seq - 1, newest committed seq): the range ``since`` may resume from."""
-    newest = EventCounter.select(EventCounter.value).where(EventCounter.id == 1).scalar() or 0
-    oldest = PetitionEvent.select(peewee.fn.MIN(PetitionEvent.seq)).scalar()
-    return ((oldest - 1) if oldest is not None else newest), newest
-
-
-def prune_events(keep_after_seq: int) -> int:
-    """Delete events at or below ``keep_after_seq``; returns how many went."""
-    return PetitionEvent.delete().where(PetitionEvent.seq <= keep_after_seq).execute()
 
 
 def _milestone_time(petition: dict, milestone: str) -> str:

@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import re
+from collections.abc import Iterable
 from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
@@ -37,8 +38,8 @@ log = logging.getLogger("tornado_petitions.redis")
 class RedisBridge:
     """Publishes this process's committed events to Redis and feeds the hub what Redis carries.
 
-    Stands in for the hub as the application's ``publisher``: ``publish`` is
-    called right after a commit and never raises.
+    A ``Publisher`` standing in front of the hub: ``publish`` is called
+    right after a commit and never raises.
     """
 
     def __init__(
@@ -82,7 +83,7 @@ class RedisBridge:
 
     # -- lifetime -----------------------------------------------------------
 
-    async def start(self) -> None:
+    async def connect(self) -> None:
         """Connect and subscribe; waits up to ``start_timeout`` seconds for the first subscription.
 
         If Redis does not answer by then the process starts anyway: the hub
@@ -109,7 +110,7 @@ class RedisBridge:
         except TimeoutError:
             log.warning("redis at %s not reachable yet: serving, reading events from the log", self._where)
 
-    async def stop(self) -> None:
+    async def disconnect(self) -> None:
         """Publish what is still queued (for at most a second), then disconnect."""
         send_task = self._tasks[1] if len(self._tasks) > 1 else None
         for task in self._tasks:
@@ -136,8 +137,9 @@ class RedisBridge:
         self.hub.publish(event)
         self._queue(self.channel, event.to_wire())
 
-    def publish_counts(self, changes: list[CountChange]) -> None:
+    def publish_counts(self, changes: Iterable[CountChange]) -> None:
         """Hand a committed batch's counts to the local hub now and queue them for the other processes."""
+        changes = list(changes)
         self.hub.publish_counts(changes)
         self._queue(self.counts, changes_to_wire(changes))
 

@@ -7,13 +7,13 @@ import functools
 import logging
 import os
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import peewee
 import tornado.httpserver
 import tornado.web
 
-from . import mail_outbox, petition_store, signature_store
+from . import event_log, mail_outbox, petition_store, signature_store
 from .body_limit import LimitedHTTPServer
 from .db_runner import DatabaseRunner
 from .handlers import ROUTES
@@ -22,11 +22,15 @@ from .hub import CLOSE_GOING_AWAY, SocketHub
 from .mail_sender import MailSender
 from .metrics import ServiceMetrics
 from .models import bind_database, close_database, open_database
+from .publisher import Publisher
 from .rate_limit import Limiter, RateLimiter, RedisRateLimiter
 from .redaction import redact_path
 from .settings import Settings
 from .signature_batcher import SignatureBatcher
 from .token_cache import TokenCache
+
+if TYPE_CHECKING:
+    from .redis_bridge import RedisBridge
 
 log = logging.getLogger("tornado_petitions")
 access_log = logging.getLogger("tornado_petitions.access")
@@ -48,7 +52,7 @@ class PetitionsApplication(tornado.web.Application):
         db: peewee.Database,
         runner: DatabaseRunner,
         hub: SocketHub,
-        publisher: Any,
+        publisher: Publisher,
         metrics: ServiceMetrics,
         rate_limiter: Limiter,
         signatures: SignatureBatcher,
@@ -82,10 +86,9 @@ class PetitionsApplication(tornado.web.Application):
 
     async def start(self) -> None:
         """Start the hub's heartbeat (from the newest committed seq), the Redis bridge and the mail sender."""
-        _, newest = await self.runner.run(petition_store.log_bounds)
+        _, newest = await self.runner.run(event_log.log_bounds)
         self.hub.start(newest)
-        if self.publisher is not self.hub:
-            await self.publisher.start()
+        await self.publisher.connect()
         self.mail_key = await self.runner.run(mail_outbox.unsubscribe_key, self.config.mail_secret)
         if self.config.smtp_url:
             self.mail_sender = MailSender(self.config, self.runner, self.metrics, self.mail_key)
@@ -104,8 +107,7 @@ class PetitionsApplication(tornado.web.Application):
         while (self.in_flight or _open_sockets(self.hub)) and loop.time() < deadline:
             await asyncio.sleep(0.02)
         self.hub.stop()
-        if self.publisher is not self.hub:
-            await self.publisher.stop()
+        await self.publisher.disconnect()
         if self.mail_sender is not None:
             await self.mail_sender.stop()
         await self.rate_limiter.close()
@@ -149,37 +151,46 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
     runner = DatabaseRunner(db, inline=settings.db_inline, workers=settings.db_workers)
     metrics = ServiceMetrics()
 
-    async def load_user_list(user_id: int) -> list:
-        return await runner.run(petition_store.user_petitions, user_id)
+    async def load_user_list(user_id: int, limit: int) -> tuple[list, bool]:
+        return await runner.run(petition_store.user_petitions, user_id, limit)
 
     async def load_events_after(seq: int, limit: int) -> list:
-        return await runner.run(petition_store.events_after, seq, limit)
+        return await runner.run(event_log.events_after, seq, limit)
 
     async def load_counts_since(seq: int) -> list:
         return await runner.run(signature_store.counts_changed_since, seq)
+
+    async def load_log_bounds() -> tuple[int, int]:
+        return await runner.run(event_log.log_bounds)
 
     hub = SocketHub(
         load_user_list=load_user_list,
         load_events_after=load_events_after,
         load_counts_since=load_counts_since,
+        load_log_bounds=load_log_bounds,
         metrics=metrics,
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,
         max_sockets_per_user=settings.max_sockets_per_user,
         max_anonymous_sockets_per_address=settings.max_anonymous_sockets_per_address,
         count_interval=settings.count_interval,
+        max_replay=settings.max_replay,
+        max_replay_bytes=settings.max_replay_bytes,
+        max_list=settings.max_list,
+        max_backlog=settings.max_backlog,
     )
-    publisher: Any = hub
+    publisher: Publisher = hub
+    bridge: RedisBridge | None = None
     # One process on SQLite sees every logout itself; several processes trust the cache
-    # only while Redis carries their logouts to each other (``publisher`` is bound below).
+    # only while Redis carries their logouts to each other (``bridge`` is bound below).
     tokens = TokenCache(
-        lambda: publisher.subscribed if publisher is not hub else isinstance(db, peewee.SqliteDatabase)
+        lambda: bridge.subscribed if bridge is not None else isinstance(db, peewee.SqliteDatabase)
     )
     rate_limiter: Limiter = RateLimiter()
     if settings.redis_url:
         from .redis_bridge import RedisBridge
 
-        publisher = RedisBridge(hub, settings.redis_url, settings.redis_channel, tokens=tokens)
+        publisher = bridge = RedisBridge(hub, settings.redis_url, settings.redis_channel, tokens=tokens)
         # One counter per key and window for every process; this process's own while Redis is down.
         rate_limiter = RedisRateLimiter(settings.redis_url, settings.redis_channel, fallback=rate_limiter)
     milestones = signature_store.Milestones(

@@ -222,7 +222,15 @@ class Settings:
     max_backlog: int = setting(
         1024 * 1024, "--max-backlog", "bytes of unsent frames before a socket is closed 4008"
     )
-    max_replay: int = 10_000
+    max_replay: int = setting(
+        10_000, "--max-replay", "events a resume (?since=N) may replay; more is a reset"
+    )
+    max_replay_bytes: int = setting(
+        4 * 1024 * 1024, "--max-replay-bytes", "bytes of frames a resume may replay; more is a reset"
+    )
+    max_list: int = setting(
+        200, "--max-list", "petitions in a user channel's list (the newest; more: truncated)"
+    )
     token_ttl_seconds: float = setting(30 * 24 * 3600, "--token-ttl", "seconds a sign-in token lives")
     secure_cookies: bool = setting(
         False,

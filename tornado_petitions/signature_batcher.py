@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from .db_runner import DatabaseRunner
+from .publisher import Publisher
 from .signature_store import BatchOutcome, SignatureRequest
 
 log = logging.getLogger("tornado_petitions.signatures")
@@ -34,7 +34,7 @@ class SignatureBatcher:
         self,
         runner: DatabaseRunner,
         apply: Callable[[Sequence[SignatureRequest]], BatchOutcome],
-        publisher: Any,
+        publisher: Publisher,
         *,
         max_batch: int = 500,
     ) -> None:

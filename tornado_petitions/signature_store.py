@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import peewee
 
-from . import mail_outbox, petition_store, statements, wire
+from . import event_log, mail_outbox, petition_store, statements, wire
 from .accounts import Identity
 from .counts import CountChange
 from .errors import ApiError
@@ -164,7 +164,7 @@ def record_milestones(petition_id: int, actor: Identity, milestones: Milestones)
     """
     try:
         with Petition._meta.database.atomic():
-            seq = petition_store.take_seq()
+            seq = event_log.take_seq()
             query = Petition.select(Petition.signature_count, Petition.milestones).where(
                 Petition.id == petition_id
             )
@@ -178,14 +178,14 @@ def record_milestones(petition_id: int, actor: Identity, milestones: Milestones)
             events = []
             for index, name in enumerate(crossed):
                 if index:
-                    seq = petition_store.take_seq()
+                    seq = event_log.take_seq()
                 reached.append({"milestone": name, "at": iso(utcnow())})
                 changes = {Petition.milestones: wire.dumps(reached)}
                 if name == "response":
                     changes[Petition.awaiting_response] = True
                 Petition.update(changes).where(Petition.id == petition_id).execute()
                 petition = petition_store.get_petition(petition_id)
-                events.append(petition_store.record_event(seq, "milestone", petition, actor, milestone=name))
+                events.append(event_log.record_event(seq, "milestone", petition, actor, milestone=name))
                 if milestones.mail:
                     mail_outbox.queue_milestone_mail(petition_id, name)
     except _NothingToRecord:

@@ -17,6 +17,7 @@ from ..db_runner import DatabaseRunner
 from ..errors import ApiError
 from ..hub import SocketHub
 from ..metrics import ServiceMetrics
+from ..publisher import Publisher
 from ..rate_limit import Limiter
 from ..redaction import redact_path
 from ..settings import Settings
@@ -74,7 +75,7 @@ class ServiceMixin:
         return self.application.settings["hub"]
 
     @property
-    def publisher(self) -> Any:
+    def publisher(self) -> Publisher:
         """Where committed events go: the hub itself, or the Redis bridge in front of it."""
         return self.application.settings["publisher"]
 

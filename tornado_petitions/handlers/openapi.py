@@ -1,7 +1,8 @@
-"""``GET /api/openapi.json``: the OpenAPI 3 document of the HTTP API."""
+"""``GET /api/openapi.json`` and ``GET /api/asyncapi.json``: the documents of the HTTP API and the live channels."""
 
 from __future__ import annotations
 
+from .. import asyncapi
 from ..openapi import document_json
 from .base import BaseHandler
 from .routing import Route
@@ -14,6 +15,14 @@ class OpenApiHandler(BaseHandler):
         self.finish(document_json(self.config))
 
 
+class AsyncApiHandler(BaseHandler):
+    """Serves the AsyncAPI 3.0 document of the WebSocket channels, built from the frames' declarations."""
+
+    def get(self) -> None:
+        self.finish(asyncapi.document_json(self.config))
+
+
 routes = [
     Route("/api/openapi.json", OpenApiHandler, {"get": "openapi"}),
+    Route("/api/asyncapi.json", AsyncApiHandler, {"get": "asyncapi"}),
 ]

@@ -135,7 +135,7 @@ class MyPetitionsHandler(BaseHandler):
 
     async def get(self) -> None:
         identity = await self.current_identity()
-        petitions = await self.runner.run(petition_store.user_petitions, identity.user_id)
+        petitions, _ = await self.runner.run(petition_store.user_petitions, identity.user_id)
         self.write_json({"petitions": petitions})
 
 

@@ -2,8 +2,9 @@
 
 A handshake is authenticated and authorized before the upgrade, so a
 refusal is an HTTP status with a JSON body (401, 403), never a bare 403.
-After the upgrade the socket belongs to the hub; this module only answers
-client messages, replays missed events on ``?since=N`` and writes frames.
+After the upgrade the socket belongs to the hub (``SocketHub.subscribe``:
+the replay on ``?since=N``, the user's list, live frames); this module is
+the transport: the handshake, client messages and writing frames.
 """
 
 from __future__ import annotations
@@ -18,19 +19,15 @@ import tornado.web
 import tornado.websocket
 from tornado.iostream import StreamBufferFullError, StreamClosedError
 
-from .. import petition_store, signature_store, wire
-from ..counts import counts_message
+from .. import messages, wire
 from ..errors import ApiError
-from ..events import user_update_message
 from ..frames import encode_frame
-from ..hub import CLOSE_TOO_MANY_SOCKETS, CLOSE_TOO_SLOW
+from ..hub import CLOSE_TOO_MANY_SOCKETS, CLOSE_TOO_SLOW, HeldFrames
 from ..ws_protocol import StrictWebSocketHandler
 from .base import ServiceMixin
 from .routing import Route
 
 log = logging.getLogger("tornado_petitions.sockets")
-
-_PONG = '{"type":"pong"}'
 
 
 class ChannelSocketHandler(ServiceMixin, StrictWebSocketHandler):
@@ -87,7 +84,7 @@ class ChannelSocketHandler(ServiceMixin, StrictWebSocketHandler):
 
     async def open(self, *args: str) -> None:
         self.last_sent_seq = 0
-        self.pending: list | None = []
+        self.pending: HeldFrames | None = None
         self.ping_sent_at: float | None = None
         self.last_ping_at = time.monotonic()
         connection = self.ws_connection
@@ -95,13 +92,11 @@ class ChannelSocketHandler(ServiceMixin, StrictWebSocketHandler):
         self._stream.max_write_buffer_size = self.config.max_backlog
         self._compressed = getattr(connection, "_compressor", None) is not None
         log.info("socket open channel=%s user=%s", self.channel, self.user_id)
-        if not self.hub.register(self):
-            self.pending = None
+        if not await self.hub.subscribe(self, self.since()):
             self.metrics.handshake_refused("too_many_sockets")
             whose = "this user" if self.user_id is not None else "this address without an account"
             self.close(CLOSE_TOO_MANY_SOCKETS, "too many sockets for " + whose)
             return
-        await self.catch_up(self.since())
         self._forget_handshake()
 
     def _forget_handshake(self) -> None:
@@ -117,10 +112,6 @@ class ChannelSocketHandler(ServiceMixin, StrictWebSocketHandler):
         self._headers.clear()
         self.identity = None
         self.ui = None  # templates only; tornado drops it the same way when a request ends
-
-    async def catch_up(self, since: int | None) -> None:
-        """Send what a client starting at ``since`` must see before live events, then go live."""
-        raise NotImplementedError
 
     def since(self) -> int | None:
         """``?since=N``, or None when absent or not a plain decimal number (after the upgrade, never 400)."""
@@ -150,13 +141,11 @@ class ChannelSocketHandler(ServiceMixin, StrictWebSocketHandler):
         except (ValueError, OverflowError):
             request = None
         if isinstance(request, dict) and request.get("type") == "ping":
-            self.send_text(_PONG)
-            return
-        if isinstance(request, dict):
-            error = {"code": "unknown_type", "message": 'the only client message is {"type": "ping"}'}
+            self.send_text(messages.PONG)
+        elif isinstance(request, dict):
+            self.send_text(messages.error("unknown_type", 'the only client message is {"type": "ping"}'))
         else:
-            error = {"code": "malformed", "message": "messages must be JSON objects"}
-        self.send_text(wire.dumps({"type": "error", "error": error}))
+            self.send_text(messages.error("malformed", "messages must be JSON objects"))
 
     # -- writing ------------------------------------------------------------------
 
@@ -182,6 +171,22 @@ class ChannelSocketHandler(ServiceMixin, StrictWebSocketHandler):
         """Write the hub's ping frame: control frames are never compressed, so it suits every socket."""
         return self._write(frame, None)
 
+    async def drained(self) -> bool:
+        """Wait until every frame written so far has gone to the kernel; False once the socket is closed."""
+        stream = self._stream
+        if self.ws_connection is None or stream.closed():
+            return False
+        if stream.writing():
+            try:
+                await stream.write(b"")  # resolves once everything queued before it is written
+            except StreamClosedError:
+                return False
+        return self.ws_connection is not None and not stream.closed()
+
+    def unsent_bytes(self) -> int:
+        """Bytes written to this socket that the kernel has not taken yet."""
+        return len(self._stream._write_buffer)
+
     def _write(self, frame: bytes, compress: str | None) -> bool:
         stream = self._stream
         try:
@@ -204,51 +209,21 @@ class ChannelSocketHandler(ServiceMixin, StrictWebSocketHandler):
             stream.write(frame)
             return True
         except StreamBufferFullError:
-            self._close_slow_consumer()
+            self.hub.slow_consumer(self)
+            self.close_too_slow()
         except (OSError, StreamClosedError, tornado.websocket.WebSocketClosedError):
             self.hub.unregister(self)
         return False
 
-    def _close_slow_consumer(self) -> None:
+    def close_too_slow(self) -> None:
+        """Close with 4008: the unsent backlog (or what was held for a replay) passed ``--max-backlog``."""
         log.warning("socket too slow channel=%s user=%s: closing 4008", self.channel, self.user_id)
-        self.hub.slow_consumer(self)
         self._stream.max_write_buffer_size = None  # let the close frame queue
         self.close(CLOSE_TOO_SLOW, "too slow: backlog limit reached")
 
 
 class EventFeedHandler(ChannelSocketHandler):
-    """Public and admin feeds: ``hello``, or a replay from the event log on ``?since=N``."""
-
-    def message_for(self, event) -> str:
-        return event.public_message()
-
-    async def catch_up(self, since: int | None) -> None:
-        hub = self.hub
-        if since is None:
-            seq = hub.last_seq
-            hub.activate(self, seq)
-            self.send_text('{"type":"hello","seq":%d}' % seq)
-            return
-        oldest, newest = await self.runner.run(petition_store.log_bounds)
-        if since < oldest or since > newest or newest - since > self.config.max_replay:
-            hub.activate(self, newest)
-            self.send_text('{"type":"reset","seq":%d}' % newest)
-            return
-        last = since
-        while last < newest:
-            events = await self.runner.run(petition_store.events_after, last, 1000)
-            if not events:
-                break
-            for event in events:
-                self.send_text(self.message_for(event))
-            last = events[-1].seq
-        # Read after the replay, so the counts are as of (at least) the last event replayed.
-        changes = await self.runner.run(signature_store.counts_changed_since, since)
-        if changes:
-            self.send_text(counts_message(last, {change.petition_id: change.count for change in changes}))
-        # hello ends the replay; what went live meanwhile (held by the hub) follows it.
-        self.send_text('{"type":"hello","seq":%d}' % last)
-        hub.activate(self, last)
+    """Public and admin feeds: ``hello``, or a replay from the event log on ``?since=N`` (the hub's)."""
 
 
 class PublicFeedHandler(EventFeedHandler):
@@ -267,9 +242,6 @@ class AdminFeedHandler(EventFeedHandler):
         if not identity.is_admin:
             raise ApiError(403, "forbidden", "the admin feed is for admins only")
 
-    def message_for(self, event) -> str:
-        return event.admin_message()
-
 
 class UserChannelHandler(ChannelSocketHandler):
     """``/ws/petitions/my/{user_id}``: the user's whole list on connect and after each change."""
@@ -280,12 +252,6 @@ class UserChannelHandler(ChannelSocketHandler):
         self.channel_user_id = int(args[0])
         if self.channel_user_id != identity.user_id and not identity.is_admin:
             raise ApiError(403, "forbidden", "this is another user's channel")
-
-    async def catch_up(self, since: int | None) -> None:
-        seq = self.hub.last_seq
-        petitions = await self.runner.run(petition_store.user_petitions, self.channel_user_id)
-        self.send_text(user_update_message(seq, petitions))
-        self.hub.activate(self, seq)
 
 
 routes = [
