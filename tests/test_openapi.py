@@ -114,6 +114,7 @@ def test_protected_operations_declare_bearer_and_public_ones_none():
         ("get", "/healthz"),
         ("get", "/metrics"),
         ("get", "/api/openapi.json"),
+        ("get", "/api/asyncapi.json"),
         # The signed link is the credential.
         ("get", "/unsubscribe/{user_id}/{token}"),
         ("post", "/unsubscribe/{user_id}/{token}"),

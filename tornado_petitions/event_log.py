@@ -16,7 +16,7 @@ import peewee
 from . import statements, wire
 from .accounts import Identity
 from .events import KINDS, Event
-from .models import EventCounter, PetitionEvent, User, iso, utcnow
+from .models import EventCounter, PetitionEvent, User, database_proxy, iso, utcnow
 
 
 def take_seq() -> int:
@@ -122,6 +122,27 @@ def events_after(seq: int, limit: int) -> list[Event]:
     """Up to ``limit`` events with a seq above ``seq``, in seq order."""
     query = _events_query().where(PetitionEvent.seq > seq).order_by(PetitionEvent.seq).limit(limit)
     return [_event_from_row(row) for row in query.tuples()]
+
+
+_SIZES_AFTER = (
+    'SELECT COUNT(*), SUM({size}("petition_json") + COALESCE({size}("note"), 0)), MAX("seq") FROM'
+    ' (SELECT "seq", "petition_json", "note" FROM "petition_event" WHERE "seq" > ? AND "kind" IN ({kinds})'
+    ' ORDER BY "seq" LIMIT ?) AS "page"'
+)
+
+
+def sizes_after(seq: int, limit: int) -> tuple[int, int, int | None]:
+    """Of the next ``limit`` events after ``seq``: how many there are, the length of their petitions and notes, the last seq.
+
+    What a replay of them would send, measured in the database without
+    bringing the events into Python (PostgreSQL reads a value's size from
+    its header; SQLite counts characters, a lower bound of bytes).
+    """
+    db = database_proxy.obj
+    size = "OCTET_LENGTH" if isinstance(db, peewee.PostgresqlDatabase) else "LENGTH"
+    sql = _SIZES_AFTER.format(size=size, kinds=", ".join("?" * len(KINDS)))
+    count, length, last = statements.execute(sql, (seq, *KINDS, limit)).fetchone()
+    return count, length or 0, last
 
 
 def log_bounds() -> tuple[int, int]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Protocol
 
 from tornado.ioloop import PeriodicCallback
@@ -23,6 +23,16 @@ from . import messages
 from .counts import CountChange, CountConflator
 from .events import Event
 from .frames import encode_frame
+from .subscription import (
+    BoundsLoader,
+    CatchUp,
+    CountsLoader,
+    EventLoader,
+    HeldFrames,
+    LogCursor,
+    SizesLoader,
+    UserListLoader,
+)
 
 log = logging.getLogger("tornado_petitions.hub")
 
@@ -39,27 +49,6 @@ CLOSE_TOO_MANY_SOCKETS = 4429
 # How long an out-of-order event waits for the seqs before it before the
 # hub reads them from the event log itself (seconds).
 GAP_TIMEOUT = 0.25
-
-# A page of a replay: the events read from the log at once, and the bytes
-# written before the socket must drain.  A replay never holds the loop, or a
-# socket's buffer, for more than one page.
-PAGE_EVENTS = 64
-PAGE_BYTES = 256 * 1024
-
-UserListLoader = Callable[[int, int], Awaitable[tuple[list, bool]]]
-EventLoader = Callable[[int, int], Awaitable[list[Event]]]
-CountsLoader = Callable[[int], Awaitable[list[CountChange]]]
-BoundsLoader = Callable[[], Awaitable[tuple[int, int]]]
-
-
-class HeldFrames:
-    """Live frames that arrived while a socket was replaying, sent after its ``hello``; bounded in bytes."""
-
-    __slots__ = ("frames", "size")
-
-    def __init__(self) -> None:
-        self.frames: list[tuple[int | None, str, bytes]] = []  # (seq, or None for state frames)
-        self.size = 0
 
 
 class HubSocket(Protocol):
@@ -125,6 +114,7 @@ class SocketHub:
         load_events_after: EventLoader,
         load_counts_since: CountsLoader,
         load_log_bounds: BoundsLoader,
+        load_sizes_after: SizesLoader,
         metrics: HubMetrics,
         ping_interval: float = 20.0,
         ping_timeout: float = 20.0,
@@ -140,18 +130,23 @@ class SocketHub:
         self.ping_timeout = ping_timeout
         self.max_sockets_per_user = max_sockets_per_user
         self.max_anonymous_sockets_per_address = max_anonymous_sockets_per_address
-        self.max_replay = max_replay  # events a resume may replay before it is a reset
-        self.max_replay_bytes = max_replay_bytes  # ... and bytes
-        self.max_list = max_list  # petitions in a user channel's list
-        self.max_backlog = max_backlog  # bytes held for a replaying socket before it is closed 4008
-        # Half the backlog at most, so a page never trips the backlog bound of a reading client.
-        self.page_bytes = min(PAGE_BYTES, max(1, max_backlog // 2))
+        self.catching_up = CatchUp(
+            self,
+            load_user_list=load_user_list,
+            load_events_after=load_events_after,
+            load_counts_since=load_counts_since,
+            load_log_bounds=load_log_bounds,
+            load_sizes_after=load_sizes_after,
+            max_replay=max_replay,
+            max_replay_bytes=max_replay_bytes,
+            max_list=max_list,
+            max_backlog=max_backlog,
+        )
         self.counts = CountConflator(count_interval, self._send_counts)
         self.last_seq = 0
         self._load_user_list = load_user_list
         self._load_events_after = load_events_after
         self._load_counts_since = load_counts_since
-        self._load_log_bounds = load_log_bounds
         self._metrics = metrics
         self._channels: dict[str, set[HubSocket]] = {name: set() for name in CHANNELS}
         # Sockets by who holds them: a user id, or ("address", ip) for sockets without an account.
@@ -262,108 +257,14 @@ class SocketHub:
         """
         if not self.register(sock):
             return False
-        sock.pending = HeldFrames()
         try:
-            if sock.channel == "user":
-                await self._send_list(sock)
-            else:
-                await self._replay(sock, since)
+            await self.catching_up.run(sock, since)
         except Exception:
             log.exception("could not bring a %s socket up to date", sock.channel)
+            sock.pending = None
             self.unregister(sock)
             sock.close(CLOSE_SERVER_ERROR, "server error")
         return True
-
-    async def _send_list(self, sock: HubSocket) -> None:
-        seq = self.last_seq
-        petitions, truncated = await self._load_user_list(sock.channel_user_id, self.max_list)
-        if self.is_open(sock):
-            self._go_live(sock, seq, messages.update(seq, petitions, truncated))
-
-    async def _replay(self, sock: HubSocket, since: int | None) -> None:
-        """Events after ``since`` from the log, each page drained before the next; see ``subscribe``."""
-        if since is None:
-            self._go_live(sock, self.last_seq, messages.hello(self.last_seq))
-            return
-        oldest, newest = await self._load_log_bounds()
-        if since < oldest or since > newest or newest - since > self.max_replay:
-            self._reset(sock, newest)
-            return
-        last, replayed, unflushed = since, 0, 0
-        async for page in self.log_pages(since):
-            if not self.is_open(sock):
-                return
-            for event in page:
-                message = messages.event_for(sock.channel, event)
-                frame = encode_frame(message.encode())
-                replayed += len(frame)
-                if replayed > self.max_replay_bytes:
-                    self._reset(sock, newest)
-                    return
-                if not sock.send_frame(message, frame):
-                    return
-                unflushed += len(frame)
-                if unflushed >= self.page_bytes:
-                    unflushed = 0
-                    if not await self._drained(sock):
-                        return
-            last = page[-1].seq
-            if not await self._drained(sock):
-                return
-        # Read after the replay, so the counts are as of (at least) the last event replayed.
-        changes = await self._load_counts_since(since)
-        if not self.is_open(sock):
-            return
-        if changes and not sock.send_text(messages.counts(last, {c.petition_id: c.count for c in changes})):
-            return
-        self._go_live(sock, last, messages.hello(last))
-
-    async def _drained(self, sock: HubSocket) -> bool:
-        """Wait for ``sock`` to take what was written, and let the loop run others meanwhile."""
-        drained = await sock.drained()
-        await asyncio.sleep(0)
-        return drained and self.is_open(sock)
-
-    def _reset(self, sock: HubSocket, newest: int) -> None:
-        seq = max(newest, self.last_seq)
-        self._go_live(sock, seq, messages.reset(seq))
-
-    def _go_live(self, sock: HubSocket, seq: int, message: str) -> None:
-        """Send the frame that ends the catch-up, then what was held back meanwhile, then live."""
-        held, sock.pending = sock.pending, None
-        sock.last_sent_seq = max(sock.last_sent_seq, seq)
-        if not sock.send_text(message) or held is None:
-            return
-        for held_seq, held_message, frame in held.frames:
-            if held_seq is None:  # a counts frame or a list: state, never stale by seq
-                sock.send_frame(held_message, frame)
-            elif held_seq > sock.last_sent_seq:
-                sock.last_sent_seq = held_seq
-                sock.send_frame(held_message, frame)
-
-    def _hold(self, sock: HubSocket, seq: int | None, message: str, frame: bytes) -> None:
-        """Keep a live frame for a replaying socket; past ``max_backlog`` bytes it is too slow (4008)."""
-        held = sock.pending
-        held.frames.append((seq, message, frame))
-        held.size += len(frame)
-        if held.size > self.max_backlog:
-            sock.pending = None
-            self.slow_consumer(sock)
-            sock.close_too_slow()
-
-    async def log_pages(self, after: int) -> AsyncIterator[list[Event]]:
-        """The events after seq ``after``, a page of at most ``PAGE_EVENTS`` at a time, to the log's end.
-
-        The one reading loop of a replay and of a gap fill.
-        """
-        while True:
-            events = await self._load_events_after(after, PAGE_EVENTS)
-            if not events:
-                return
-            yield events
-            if len(events) < PAGE_EVENTS:
-                return
-            after = events[-1].seq
 
     # -- delivery -----------------------------------------------------------
 
@@ -398,7 +299,8 @@ class SocketHub:
         """
         start = self.last_seq
         try:
-            async for events in self.log_pages(self.last_seq):
+            cursor = LogCursor(self._load_events_after, self.last_seq)
+            while events := await cursor.next_page():
                 for event in events:
                     if event.seq > self.last_seq:
                         self._out_of_order.pop(event.seq, None)
@@ -424,7 +326,7 @@ class SocketHub:
             sent = 0
             for sock in list(self._channels[channel]):
                 if sock.pending is not None:
-                    self._hold(sock, None, *counts)
+                    self.catching_up.hold(sock, None, *counts)
                 elif sock.send_frame(*counts):
                     sent += 1
             if sent:
@@ -477,7 +379,7 @@ class SocketHub:
         sent = 0
         for sock in list(sockets):
             if sock.pending is not None:
-                self._hold(sock, None, message, frame)
+                self.catching_up.hold(sock, None, message, frame)
             elif seq >= sock.last_sent_seq:
                 sock.last_sent_seq = seq
                 if sock.send_frame(message, frame):
@@ -504,9 +406,9 @@ class SocketHub:
         for sock in list(sockets):
             if sock.pending is not None:
                 if flush is not None:
-                    self._hold(sock, None, *flush)
+                    self.catching_up.hold(sock, None, *flush)
                 if sock.pending is not None:
-                    self._hold(sock, seq, message, frame)
+                    self.catching_up.hold(sock, seq, message, frame)
             elif seq > sock.last_sent_seq:
                 sock.last_sent_seq = seq
                 if sock.send_frames(*both):
@@ -524,7 +426,7 @@ class SocketHub:
             if not sockets:
                 continue
             try:
-                petitions, truncated = await self._load_user_list(user_id, self.max_list)
+                petitions, truncated = await self._load_user_list(user_id, self.catching_up.max_list)
             except Exception:
                 log.exception("could not load the petitions of user %d", user_id)
                 continue

@@ -163,11 +163,15 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
     async def load_log_bounds() -> tuple[int, int]:
         return await runner.run(event_log.log_bounds)
 
+    async def load_sizes_after(seq: int, limit: int) -> tuple[int, int, int | None]:
+        return await runner.run(event_log.sizes_after, seq, limit)
+
     hub = SocketHub(
         load_user_list=load_user_list,
         load_events_after=load_events_after,
         load_counts_since=load_counts_since,
         load_log_bounds=load_log_bounds,
+        load_sizes_after=load_sizes_after,
         metrics=metrics,
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,

@@ -22,7 +22,8 @@ from tornado.iostream import StreamBufferFullError, StreamClosedError
 from .. import messages, wire
 from ..errors import ApiError
 from ..frames import encode_frame
-from ..hub import CLOSE_TOO_MANY_SOCKETS, CLOSE_TOO_SLOW, HeldFrames
+from ..hub import CLOSE_TOO_MANY_SOCKETS, CLOSE_TOO_SLOW
+from ..subscription import HeldFrames
 from ..ws_protocol import StrictWebSocketHandler
 from .base import ServiceMixin
 from .routing import Route
@@ -92,12 +93,12 @@ class ChannelSocketHandler(ServiceMixin, StrictWebSocketHandler):
         self._stream.max_write_buffer_size = self.config.max_backlog
         self._compressed = getattr(connection, "_compressor", None) is not None
         log.info("socket open channel=%s user=%s", self.channel, self.user_id)
-        if not await self.hub.subscribe(self, self.since()):
+        since = self.since()
+        self._forget_handshake()  # before the catch-up, which lasts as long as the client takes to read
+        if not await self.hub.subscribe(self, since):
             self.metrics.handshake_refused("too_many_sockets")
             whose = "this user" if self.user_id is not None else "this address without an account"
             self.close(CLOSE_TOO_MANY_SOCKETS, "too many sockets for " + whose)
-            return
-        self._forget_handshake()
 
     def _forget_handshake(self) -> None:
         # Thousands of idle sockets each keep their upgrade request, referenced
@@ -184,7 +185,7 @@ class ChannelSocketHandler(ServiceMixin, StrictWebSocketHandler):
         return self.ws_connection is not None and not stream.closed()
 
     def unsent_bytes(self) -> int:
-        """Bytes written to this socket that the kernel has not taken yet."""
+        """Bytes written to this socket that the kernel has not taken yet (Tornado keeps no public count)."""
         return len(self._stream._write_buffer)
 
     def _write(self, frame: bytes, compress: str | None) -> bool:
