@@ -419,20 +419,24 @@ class SocketHub:
             self._metrics.messages_sent(channel, sent * len(both[0]), sent * len(both[1]))
 
     async def _refresh_user_channels(self) -> None:
-        """Send each changed user's whole list to their channel, coalescing bursts."""
+        """Send each changed user's whole list to their channel, coalescing bursts.
+
+        Each list is a page: it takes its turn with the catch-ups, so a burst
+        of changed lists never holds the loop for more than one of them.
+        """
         while self._dirty_users:
             user_id, seq = self._dirty_users.popitem()
-            sockets = self._user_channels.get(user_id)
-            if not sockets:
+            if not self._user_channels.get(user_id):
                 continue
-            try:
-                petitions, truncated = await self._load_user_list(user_id, self.catching_up.max_list)
-            except Exception:
-                log.exception("could not load the petitions of user %d", user_id)
-                continue
-            sockets = self._user_channels.get(user_id)
-            if sockets:
-                self._send_state("user", sockets, seq, messages.update(seq, petitions, truncated))
+            async with self.catching_up.turn():
+                try:
+                    petitions, truncated = await self._load_user_list(user_id, self.catching_up.max_list)
+                except Exception:
+                    log.exception("could not load the petitions of user %d", user_id)
+                    continue
+                sockets = self._user_channels.get(user_id)
+                if sockets:
+                    self._send_state("user", sockets, seq, messages.update(seq, petitions, truncated))
 
     # -- heartbeat ----------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 A replay is read and sent a page at a time: at most ``PAGE_EVENTS`` events
 read at once, at most ``page_bytes`` written before the socket must drain.
-Pages of all catch-ups take turns (``_turn``: one page in the whole
+Pages of all catch-ups take turns (``turn``: one page in the whole
 process, then at least one pass of the loop for everything else), so
 however many clients resume at once, the loop is never held for more than
 one page, and a client that never reads holds one page of the
@@ -111,7 +111,7 @@ class CatchUp:
             await self._replay(sock, since)
 
     @contextlib.asynccontextmanager
-    async def _turn(self) -> AsyncIterator[None]:
+    async def turn(self) -> AsyncIterator[None]:
         """One page's turn: held until the loop has run everything else once after the page.
 
         A lock alone would not do: with the database inline, a page takes no
@@ -123,7 +123,7 @@ class CatchUp:
             await asyncio.sleep(0)
 
     async def _send_list(self, sock: HubSocket) -> None:
-        async with self._turn():
+        async with self.turn():
             seq = self._hub.last_seq
             petitions, truncated = await self._load_user_list(sock.channel_user_id, self.max_list)
             if self._hub.is_open(sock):
@@ -143,7 +143,7 @@ class CatchUp:
         unsent: deque[Event] = deque()
         last, replayed = since, 0
         while True:
-            async with self._turn():
+            async with self.turn():
                 if not hub.is_open(sock):
                     return
                 if not unsent:
@@ -165,7 +165,7 @@ class CatchUp:
                     last = event.seq
             if not await self._drained(sock) or (cursor.done and not unsent):
                 break
-        async with self._turn():
+        async with self.turn():
             # Read after the replay, so the counts are as of (at least) the last event replayed.
             changes = await self._load_counts_since(since)
             if not hub.is_open(sock):
@@ -185,7 +185,7 @@ class CatchUp:
         """
         after, total = since, 0
         while True:
-            async with self._turn():
+            async with self.turn():
                 count, length, last = await self._load_sizes_after(after, MEASURE_EVENTS)
             total += length + count * FRAME_OVERHEAD
             if total > self.max_replay_bytes:
