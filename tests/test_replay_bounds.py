@@ -73,6 +73,16 @@ def p99(latencies: list[float]) -> float:
     return latencies[math.ceil(len(latencies) * 0.99) - 1]
 
 
+async def fast_bound(api) -> float:
+    """What "fast" means for a request here: 200 ms, or more on a machine so loaded that idle requests are slow.
+
+    Ten times the p99 of the same requests with nothing else going on; a
+    replay that held the loop for the whole log took seconds.
+    """
+    idle = await latencies_while(api, asyncio.ensure_future(asyncio.sleep(0)))
+    return max(0.2, 10 * p99(idle))
+
+
 async def open_stalled(port: int, count: int, path: str = "/ws/petitions?since=0") -> list[RawWebSocket]:
     """``count`` sockets that never read, their handshakes all at once (as the repro's came)."""
     return list(
@@ -89,9 +99,10 @@ async def test_resumes_over_a_huge_log_that_never_read_stall_no_request(api, app
     """
     ann = await api.register("ann@example.org")
     await file_many(app, ann["token"], 2_000)
+    bound = await fast_bound(api)
     opening = asyncio.ensure_future(open_stalled(http_port, 30))
     latencies = await latencies_while(api, opening)
-    assert p99(latencies) < 0.2, latencies[-5:]
+    assert p99(latencies) < bound, latencies[-5:]
     for client in opening.result():
         client.close()
 
@@ -110,13 +121,14 @@ class TestStalledReplays:
     ):
         ann = await api.register("ann@example.org")
         await file_many(app, ann["token"], self.PETITIONS)
+        bound = await fast_bound(api)
         opening = asyncio.ensure_future(open_stalled(http_port, self.STALLED))
         latencies = await latencies_while(api, opening)
         stalled = opening.result()
         reader = await sockets.connect("/ws/petitions?since=0")
         latencies += await latencies_while(api, asyncio.ensure_future(asyncio.sleep(0)))
         # A replay holds the loop for one page at most.
-        assert p99(sorted(latencies)) < 0.2, sorted(latencies)[-5:]
+        assert p99(sorted(latencies)) < bound, sorted(latencies)[-5:]
 
         # A healthy client resuming alongside still gets every event once, in order, then hello.
         replayed, hello = await read_replay(reader)
