@@ -24,7 +24,6 @@ OPERATIONS = Path(__file__).resolve().parent.parent / "docs" / "operations.md"
 
 # Fields tests and benchmarks set through ``make_app``, on purpose without a flag (docs/operations.md says so).
 WITHOUT_A_FLAG = {
-    "max_replay",
     "xsrf_cookies",
     "db_inline",
     *(
