@@ -195,3 +195,27 @@ def test_resume_across_a_restart_on_the_same_sqlite_file(tmp_path):
         assert live["seq"] == seen + 4
     finally:
         assert server.stop() == 0
+
+
+def test_serve_refuses_a_mail_setting_it_cannot_use_in_one_line(tmp_path):
+    """A --mail-from no header can carry stops ``serve`` at start: exit 2 and one line naming the flag."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tornado_petitions",
+            "serve",
+            "--port=0",
+            f"--db=sqlite:///{tmp_path / 'refused.db'}",
+            "--smtp-url=smtp://127.0.0.1:1",
+            "--mail-from=not an address",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip().splitlines()[-1].startswith("python -m tornado_petitions: error: --mail-from")
+    )

@@ -18,7 +18,14 @@ import sys
 from . import __version__, accounts, addresses, event_log, redaction, validation
 from .errors import ApiError
 from .models import bind_database, close_database, open_database
-from .settings import DeclaredSetting, Settings, declared_settings, markdown_table, settings_with
+from .settings import (
+    DeclaredSetting,
+    Settings,
+    SettingsError,
+    declared_settings,
+    markdown_table,
+    settings_with,
+)
 
 _DEFAULTS = Settings()
 
@@ -179,5 +186,9 @@ def main(argv: list[str] | None = None, prog: str = "tornado-petitions") -> int:
     logging.getLogger("peewee").setLevel(max(logging.INFO, logging.getLogger().level))
     from .server import serve
 
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except SettingsError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
     return 0

@@ -40,7 +40,7 @@ import aiosmtplib
 from . import addresses, mail_outbox
 from .db_runner import DatabaseRunner
 from .metrics import ServiceMetrics
-from .settings import Settings
+from .settings import Settings, SettingsError
 
 log = logging.getLogger("tornado_petitions.mail")
 
@@ -88,7 +88,7 @@ class MailSender:
         self.owner = secrets.token_hex(8)  # this process's name on the leases it takes
         url = urlparse(settings.smtp_url or "")
         if url.scheme not in ("smtp", "smtps") or not url.hostname:
-            raise ValueError("--smtp-url must be smtp://host:port or smtps://host:port")
+            raise SettingsError("--smtp-url must be smtp://host:port or smtps://host:port")
         self._tls = url.scheme == "smtps"
         self._host = url.hostname
         self._port = url.port or (465 if self._tls else 25)
@@ -102,11 +102,11 @@ class MailSender:
         try:
             self._from = Address(addr_spec=settings.mail_from)
         except (ValueError, IndexError, email.errors.HeaderParseError) as error:
-            raise ValueError(f"--mail-from must be an email address (user@host): {error}") from None
+            raise SettingsError(f"--mail-from must be an email address (user@host): {error}") from None
         if not settings.mail_from.isascii() or self._from.addr_spec != settings.mail_from:
-            raise ValueError("--mail-from must be an ASCII email address (user@host), nothing else")
+            raise SettingsError("--mail-from must be an ASCII email address (user@host), nothing else")
         if not _HEADER_URL.fullmatch(settings.public_base_url()):
-            raise ValueError("--public-url must be a URL without spaces or non-ASCII characters")
+            raise SettingsError("--public-url must be a URL without spaces or non-ASCII characters")
         self._domain = self._from.domain or "localhost"
         self._smtp: aiosmtplib.SMTP | None = None
         self._next_send = 0.0

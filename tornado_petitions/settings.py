@@ -36,6 +36,10 @@ class Declaration:
         return "PETITIONS_" + self.flag[2:].upper().replace("-", "_")
 
 
+class SettingsError(ValueError):
+    """A setting's value the service cannot run with, found at start-up; ``serve`` exits 2 saying which."""
+
+
 def setting(
     default: Any,
     flag: str,
