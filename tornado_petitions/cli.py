@@ -131,8 +131,15 @@ _SERVE_FLAGS = (
     (
         "--mail-secret",
         "mail_secret",
-        "key signing unsubscribe links (default: generated, kept in the database)",
+        "key signing unsubscribe and confirmation links (default: generated, kept in the database)",
     ),
+    ("--link-hours", "link_hours", "hours a mailed link works; unconfirmed signatures are deleted after"),
+    (
+        "--anonymize-days",
+        "anonymize_days",
+        "days after signing stops until signers' names, emails, addresses and postcodes are erased",
+    ),
+    ("--regions-file", "regions_file", "CSV of postcode_prefix,region: count signatures by region too"),
 )
 
 

@@ -26,6 +26,7 @@ from .rate_limit import Limiter, RateLimiter, RedisRateLimiter
 from .redaction import redact_path
 from .settings import Settings
 from .signature_batcher import SignatureBatcher
+from .signers import RegionTable
 from .token_cache import TokenCache
 
 log = logging.getLogger("tornado_petitions")
@@ -53,11 +54,14 @@ class PetitionsApplication(tornado.web.Application):
         rate_limiter: Limiter,
         signatures: SignatureBatcher,
         tokens: TokenCache,
+        milestones: signature_store.Milestones,
+        regions: RegionTable,
         **tornado_settings: Any,
     ) -> None:
         super().__init__(
             handlers,
             config=settings,
+            regions=regions,
             tokens=tokens,
             hub=hub,
             publisher=publisher,
@@ -74,6 +78,7 @@ class PetitionsApplication(tornado.web.Application):
         self.publisher = publisher
         self.metrics = metrics
         self.rate_limiter = rate_limiter
+        self.milestones = milestones
         self.in_flight: set[tornado.web.RequestHandler] = set()
         # The key of unsubscribe links (set in start()); the sender exists only with --smtp-url.
         self.mail_key = b""
@@ -208,6 +213,8 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
             runner, functools.partial(signature_store.apply_batch, milestones=milestones), publisher
         ),
         tokens=tokens,
+        milestones=milestones,
+        regions=RegionTable.from_csv(settings.regions_file) if settings.regions_file else RegionTable({}),
         default_handler_class=NotFoundHandler,
         log_function=log_request,
         xsrf_cookies=settings.xsrf_cookies,

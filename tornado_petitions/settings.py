@@ -17,6 +17,7 @@ class Limits:
     note_max: int = 2_000
     name_max: int = 100
     email_max: int = 254
+    postcode_max: int = 16
     password_min: int = 8
     password_max: int = 1_000
     body_bytes: int = 64 * 1024
@@ -98,6 +99,12 @@ class Settings:
     metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     # Key of the HMAC that signs unsubscribe links; unset: generated once and kept in the database.
     mail_secret: str | None = None
+    # Hours a mailed link (a signature's confirmation) works; unconfirmed signatures are deleted after it.
+    link_hours: float = 24.0
+    # Days after a petition stops taking signatures until its signers' personal data is erased.
+    anonymize_days: float = 180.0
+    # CSV of postcode_prefix,region: signatures are counted by region too (longest prefix wins).
+    regions_file: str | None = None
     limits: Limits = dataclasses.field(default_factory=Limits)
     rate_limits: RateLimits = dataclasses.field(default_factory=RateLimits)
 

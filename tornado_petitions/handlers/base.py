@@ -21,6 +21,7 @@ from ..rate_limit import Limiter
 from ..redaction import redact_path
 from ..settings import Settings
 from ..signature_batcher import SignatureBatcher
+from ..signers import RegionTable
 from ..token_cache import TokenCache
 
 log = logging.getLogger("tornado_petitions.handlers")
@@ -74,6 +75,11 @@ class ServiceMixin:
     def signatures(self) -> SignatureBatcher:
         """Where signatures go: batched, committed, then answered."""
         return self.application.settings["signatures"]
+
+    @property
+    def regions(self) -> RegionTable:
+        """Postcode prefixes to regions (``--regions-file``; empty without it)."""
+        return self.application.settings["regions"]
 
     @property
     def tokens(self) -> TokenCache:
