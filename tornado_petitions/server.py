@@ -13,10 +13,10 @@ import peewee
 import tornado.httpserver
 import tornado.web
 
-from . import mail_outbox, petition_store, signature_store
+from . import mail_outbox, petition_store, signature_privacy, signature_store
 from .body_limit import LimitedHTTPServer
 from .db_runner import DatabaseRunner
-from .handlers import admin, auth, mail, openapi, page, petitions, sockets, system
+from .handlers import admin, auth, confirm, mail, openapi, page, petitions, sockets, system
 from .handlers.base import NotFoundHandler, StaticHandler
 from .hub import CLOSE_GOING_AWAY, SocketHub
 from .mail_sender import MailSender
@@ -84,6 +84,7 @@ class PetitionsApplication(tornado.web.Application):
         self.mail_key = b""
         self.mail_sender: MailSender | None = None
         signatures.mail_queued = self.mail_queued
+        self._privacy: asyncio.Task | None = None
 
     async def start(self) -> None:
         """Start the hub's heartbeat (from the newest committed seq), the Redis bridge and the mail sender."""
@@ -95,6 +96,16 @@ class PetitionsApplication(tornado.web.Application):
         if self.config.smtp_url:
             self.mail_sender = MailSender(self.config, self.runner, self.metrics, self.mail_key)
             self.mail_sender.start()
+        self._privacy = asyncio.get_running_loop().create_task(self._anonymize_daily())
+
+    async def _anonymize_daily(self) -> None:
+        """Erase what ``--anonymize-days`` and ``--link-hours`` say to erase, now and then once a day."""
+        while True:
+            try:
+                await self.runner.run(signature_privacy.anonymize, self.config.anonymize_days)
+            except Exception:
+                log.exception("anonymizing signatures failed; trying again in a day")
+            await asyncio.sleep(signature_privacy.INTERVAL)
 
     def mail_queued(self) -> None:
         """A committed change queued mail: wake the sender (if mail is on) instead of waiting for its poll."""
@@ -104,6 +115,8 @@ class PetitionsApplication(tornado.web.Application):
     async def shutdown(self) -> None:
         """Close every socket with 1001, let in-flight requests finish, close Redis and the database."""
         self.hub.close_all(CLOSE_GOING_AWAY, "server shutting down")
+        if self._privacy is not None:
+            self._privacy.cancel()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_GRACE
         while (self.in_flight or _open_sockets(self.hub)) and loop.time() < deadline:
@@ -195,6 +208,7 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
         *petitions.default_handlers,
         *admin.default_handlers,
         *mail.default_handlers,
+        *confirm.default_handlers,
         *sockets.default_handlers,
         *system.default_handlers,
         *openapi.default_handlers,

@@ -242,6 +242,25 @@ def _record_milestones_quietly(petition_id: int, actor: Identity, milestones: Mi
         return []
 
 
+def link_state(token_hash: str) -> tuple[dict, str] | None:
+    """What a confirmation link stands for, changing nothing: its petition and ``pending`` or ``validated``.
+
+    None for an unknown token, or one whose signature is still pending past its link's life.
+    """
+    found = (
+        Signature.select(Signature.petition, Signature.state, Signature.token_expires_at)
+        .where(Signature.token_hash == token_hash)
+        .tuples()
+        .first()
+    )
+    if found is None:
+        return None
+    petition_id, state, expires_at = found
+    if state == signature_states.PENDING and (expires_at is None or expires_at <= utcnow()):
+        return None
+    return petition_store.get_petition(petition_id), state
+
+
 def confirm(token_hash: str, milestones: Milestones = Milestones()) -> tuple[dict, BatchOutcome]:
     """Count the pending signature whose link has this token hash: ``{"petition_id", "state": "validated"}``.
 

@@ -1,0 +1,234 @@
+"""Signatures that count people: anonymous signing confirmed by mail, one per canonical email, where from, privacy."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import re
+
+import pytest
+
+from tests.conftest import read_json
+from tests.smtp_catcher import SmtpCatcher
+from tornado_petitions import signature_privacy
+from tornado_petitions.models import Petition, Signature, utcnow
+from tornado_petitions.signers import canonical_email
+
+PUBLIC_URL = "https://petitions.example.org"
+LINK = re.compile(re.escape(PUBLIC_URL) + r"/signatures/confirm/([0-9A-Za-z]+)")
+
+
+@pytest.fixture
+def catcher():
+    server = SmtpCatcher().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def regions_file(tmp_path):
+    path = tmp_path / "regions.csv"
+    path.write_text("postcode_prefix,region\nSW,London South West\nSW1A,Westminster\nM,Manchester\n")
+    return str(path)
+
+
+@pytest.fixture
+def settings(settings, catcher, regions_file):
+    return dataclasses.replace(
+        settings,
+        smtp_url=catcher.url,
+        mail_from="office@petitions.example.org",
+        mail_per_second=500.0,
+        public_url=PUBLIC_URL,
+        regions_file=regions_file,
+    )
+
+
+def sign_path(petition: dict) -> str:
+    return f"/api/petitions/{petition['petition_id']}/signatures"
+
+
+async def sign(api, petition, email="Foo+x@Example.org", country="GB", postcode="sw1a 1aa", name="Foo"):
+    body = {"name": name, "email": email, "country": country}
+    if postcode is not None:
+        body["postcode"] = postcode
+    return await api.post(sign_path(petition), body)
+
+
+async def mail_to(catcher: SmtpCatcher, count: int) -> list:
+    await catcher.wait(count, 20.0)
+    await asyncio.sleep(0.3)  # a duplicate would show by now
+    return catcher.messages
+
+
+def link_token(message) -> str:
+    match = LINK.search(message.get_content())
+    assert match, message.get_content()
+    return match.group(1)
+
+
+async def petition_now(api, petition) -> dict:
+    return (await api.get(f"/api/petitions/{petition['petition_id']}")).body
+
+
+def counted_rows(petition_id: int) -> dict[str, int]:
+    rows = Signature.select(Signature.country).where(
+        (Signature.petition == petition_id)
+        & (Signature.state == "validated")
+        & Signature.country.is_null(False)
+    )
+    found: dict[str, int] = {}
+    for (country,) in rows.tuples():
+        found[country] = found.get(country, 0) + 1
+    return found
+
+
+def test_canonical_email_is_one_rule_for_tags_case_and_gmail():
+    assert canonical_email("Foo+x@Example.org") == "foo@example.org"
+    assert canonical_email("f.o.o+news@googlemail.com") == canonical_email("FOO@gmail.com") == "foo@gmail.com"
+    assert canonical_email("f.o.o@example.org") == "f.o.o@example.org"  # dots matter elsewhere
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_an_anonymous_signature_counts_once_its_link_is_posted_and_never_on_get(
+    api, catcher, sockets, http_client, base_url
+):
+    author = await api.register("author@example.org")
+    petition = await api.file_petition(author["token"])
+    pid = petition["petition_id"]
+    watcher = await sockets.connect("/ws/petitions")
+    assert (await read_json(watcher))["type"] == "hello"
+
+    answer = await sign(api, petition)
+    assert answer.status == 202, answer.body
+    assert answer.body["state"] == "pending" and answer.body["message"]
+    assert (await petition_now(api, petition))["signature_count"] == 0
+    [(recipient, message)] = await mail_to(catcher, 1)
+    assert recipient == "Foo+x@Example.org"
+    assert "Confirm" in message["Subject"] and "List-Unsubscribe" not in message
+    token = link_token(message)
+
+    # A mail scanner follows the link: the page shows a button and counts nothing.
+    for _ in range(2):
+        page = await http_client.fetch(f"{base_url}/signatures/confirm/{token}", raise_error=False)
+        assert page.code == 200 and b"Confirm my signature" in page.body
+    assert (await petition_now(api, petition))["signature_count"] == 0
+
+    confirmed = await api.post("/api/signatures/confirm", {"token": token})
+    assert confirmed.status == 200, confirmed.body
+    assert confirmed.body == {"petition_id": pid, "state": "validated"}
+    frame = await read_json(watcher)
+    assert frame["type"] == "counts" and frame["counts"] == {str(pid): 1}
+    again = await api.post("/api/signatures/confirm", {"token": token})
+    assert again.status == 200 and again.body == confirmed.body
+    now = await petition_now(api, petition)
+    assert now["signature_count"] == 1
+    assert now["signatures_by_country"] == {"GB": 1}
+    assert now["signatures_by_region"] == {"Westminster": 1}  # the longest prefix
+    assert now["signatures_by_country"] == counted_rows(pid)
+    timeline = await api.get(f"/api/petitions/{pid}/signatures/timeline?bucket=minute")
+    assert timeline.body["points"][-1]["total"] == 1
+
+    unknown = await api.post("/api/signatures/confirm", {"token": "0" * 64})
+    assert unknown.status == 404 and unknown.body["error"]["code"] == "not_found"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_one_person_is_one_signature_whatever_the_spelling_and_an_account_is_told(api, catcher):
+    author = await api.register("author@example.org")
+    petition = await api.file_petition(author["token"])
+    first = await sign(api, petition, email="Foo+x@Example.org")
+    [(_, message)] = await mail_to(catcher, 1)
+    assert (await api.post("/api/signatures/confirm", {"token": link_token(message)})).status == 200
+
+    # The same person again, spelled otherwise: the same 202, a mail saying so, no second count.
+    second = await sign(api, petition, email="foo@example.org")
+    assert second.status == 202 and second.body == first.body
+    messages = await mail_to(catcher, 2)
+    assert messages[1][0] == "foo@example.org"
+    assert "already signed" in messages[1][1]["Subject"] and not LINK.search(messages[1][1].get_content())
+    assert (await petition_now(api, petition))["signature_count"] == 1
+
+    # An account with that address is that person: 409 on this petition.
+    account = await api.register("FOO@example.org")
+    refused = await api.post(sign_path(petition), token=account["token"])
+    assert refused.status == 409 and refused.body["error"]["code"] == "already_signed"
+
+    # Gmail ignores dots and answers to googlemail.com too.
+    await sign(api, petition, email="jane.doe@gmail.com")
+    await mail_to(catcher, 3)
+    await sign(api, petition, email="janedoe+petitions@googlemail.com")
+    messages = await mail_to(catcher, 4)
+    # Still pending, and one person: a fresh link, and the first one stops working.
+    assert "Confirm" in messages[2][1]["Subject"] and "Confirm" in messages[3][1]["Subject"]
+    old, new = link_token(messages[2][1]), link_token(messages[3][1])
+    assert (await api.post("/api/signatures/confirm", {"token": old})).status == 404
+    assert (await api.post("/api/signatures/confirm", {"token": new})).status == 200
+    assert (await petition_now(api, petition))["signature_count"] == 2
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_bad_signers_are_refused_naming_the_field(api):
+    author = await api.register("author@example.org")
+    petition = await api.file_petition(author["token"])
+    disposable = await sign(api, petition, email="someone@mailinator.com")
+    assert disposable.status == 422 and "email" in disposable.body["error"]["fields"]
+    country = await sign(api, petition, country="UK")
+    assert country.status == 422 and "country" in country.body["error"]["fields"]
+    missing = await api.post(sign_path(petition), {"email": "a@example.org", "country": "GB"})
+    assert missing.status == 422 and "name" in missing.body["error"]["fields"]
+
+
+class TestWithoutMail:
+    @pytest.fixture
+    def settings(self, settings):
+        return dataclasses.replace(settings, smtp_url=None)
+
+    @pytest.mark.gen_test(timeout=30)
+    async def test_signing_without_an_account_needs_mail(self, api):
+        author = await api.register("author@example.org")
+        petition = await api.file_petition(author["token"])
+        refused = await sign(api, petition)
+        assert refused.status == 401 and refused.body["error"]["code"] == "sign_in_required"
+        counted = await api.post(sign_path(petition), {"country": "FR"}, author["token"])
+        assert counted.status == 201 and counted.body["signatures_by_country"] == {"FR": 1}
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_anonymizing_erases_people_and_keeps_the_counts(api, catcher, app):
+    author = await api.register("author@example.org")
+    petition = await api.file_petition(author["token"])
+    pid = petition["petition_id"]
+    await sign(api, petition, email="kept@example.org", country="FR", postcode="M1 1AA")
+    [(_, message)] = await mail_to(catcher, 1)
+    await api.post("/api/signatures/confirm", {"token": link_token(message)})
+    await sign(api, petition, email="never@example.org")  # never confirmed
+    await mail_to(catcher, 2)
+    before = await petition_now(api, petition)
+
+    # Signing stopped long ago, and the unconfirmed link has run out.
+    long_ago = utcnow() - datetime.timedelta(days=app.config.anonymize_days + 1)
+    Petition.update(closes_at=long_ago).where(Petition.id == pid).execute()
+    Signature.update(token_expires_at=long_ago).where(Signature.state == "pending").execute()
+    erased, purged = signature_privacy.anonymize(app.config.anonymize_days)
+    assert (erased, purged) == (1, 1)
+
+    rows = list(
+        Signature.select(
+            Signature.state,
+            Signature.name,
+            Signature.email,
+            Signature.address,
+            Signature.postcode,
+            Signature.country,
+        )
+        .where(Signature.petition == pid)
+        .tuples()
+    )
+    assert rows == [("validated", None, None, None, None, "FR")]
+    after = await petition_now(api, petition)
+    assert after["signature_count"] == before["signature_count"] == 1
+    assert after["signatures_by_country"] == before["signatures_by_country"] == {"FR": 1}
+    assert after["signatures_by_region"] == {"Manchester": 1}
+    assert signature_privacy.anonymize(app.config.anonymize_days) == (0, 0)  # once is enough
