@@ -232,3 +232,64 @@ async def test_anonymizing_erases_people_and_keeps_the_counts(api, catcher, app)
     assert after["signatures_by_country"] == before["signatures_by_country"] == {"FR": 1}
     assert after["signatures_by_region"] == {"Manchester": 1}
     assert signature_privacy.anonymize(app.config.anonymize_days) == (0, 0)  # once is enough
+
+
+def test_sigkill_in_the_middle_of_confirmations_loses_nothing_confirmed(tmp_path, catcher):
+    """Every 200 of a confirmation is a count kept: after a SIGKILL and a restart each is counted, once."""
+    import concurrent.futures
+    import sqlite3
+    import time
+
+    from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer
+
+    flags = (*GENEROUS_RATE_FLAGS, f"--smtp-url={catcher.url}", f"--public-url={PUBLIC_URL}")
+    server = LiveServer(tmp_path, *flags, "--mail-per-second=1000").start()
+    try:
+        author = server.register("author@example.org")
+        body = {"title": "A petition", "description": "x"}
+        petition = server.call("POST", "/api/petitions", body, author["token"])[1]
+        path = f"/api/petitions/{petition['petition_id']}/signatures"
+        signers = 300
+        for i in range(signers):
+            signer = {"name": f"S {i}", "email": f"s{i}@example.org", "country": "GB" if i % 3 else "IE"}
+            assert server.call("POST", path, signer)[0] == 202
+        tokens = [link_token(message) for _, message in catcher.wait_sync(signers, 60.0)]
+    except BaseException:
+        server.stop()
+        raise
+    confirmed: list[str] = []
+
+    def confirm(token: str) -> None:
+        try:
+            status, _, _ = server.call("POST", "/api/signatures/confirm", {"token": token})
+        except OSError:
+            return  # the server is gone
+        if status == 200:
+            confirmed.append(token)
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        storm = [pool.submit(confirm, token) for token in tokens]
+        while len(confirmed) < 60:
+            time.sleep(0.005)
+        server.process.kill()  # SIGKILL: no shutdown, no flush
+        for done in storm:
+            done.result()
+    server.process.wait()
+    server.stop()
+    assert 60 <= len(confirmed) < signers, "the kill did not land in the middle of the confirmations"
+
+    server.start()
+    try:
+        for token in confirmed:  # confirmed before the kill: still counted, and counted once
+            status, answer, _ = server.call("POST", "/api/signatures/confirm", {"token": token})
+            assert status == 200 and answer["state"] == "validated"
+        shown = server.call("GET", f"/api/petitions/{petition['petition_id']}")[1]
+    finally:
+        server.stop_cleanly()
+    with sqlite3.connect(tmp_path / "live.db") as db:
+        validated = db.execute('SELECT COUNT(*) FROM "signature" WHERE "state" = \'validated\'').fetchone()[0]
+        by_country = dict(
+            db.execute('SELECT "country", COUNT(*) FROM "signature" WHERE "state" = \'validated\' GROUP BY 1')
+        )
+    assert len(confirmed) <= validated == shown["signature_count"]
+    assert shown["signatures_by_country"] == by_country
