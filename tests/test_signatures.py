@@ -293,3 +293,29 @@ def test_sigkill_in_the_middle_of_confirmations_loses_nothing_confirmed(tmp_path
         )
     assert len(confirmed) <= validated == shown["signature_count"]
     assert shown["signatures_by_country"] == by_country
+
+
+class TestMailPerPerson:
+    @pytest.fixture
+    def settings(self, settings):
+        rates = dataclasses.replace(settings.rate_limits, signature_mails_per_email=2)
+        return dataclasses.replace(settings, rate_limits=rates)
+
+    @pytest.mark.gen_test(timeout=30)
+    async def test_no_one_makes_the_service_flood_a_mailbox(self, api, catcher):
+        author = await api.register("author@example.org")
+        petition = await api.file_petition(author["token"])
+        assert [
+            (await sign(api, petition, email=e)).status for e in ("a@example.org", "A+1@example.org")
+        ] == [
+            202,
+            202,
+        ]
+        flooded = await sign(api, petition, email="a+2@example.org")
+        assert flooded.status == 429 and flooded.headers.get("Retry-After")
+        assert (await sign(api, petition, email="b@example.org")).status == 202
+        assert [to for to, _ in await mail_to(catcher, 3)] == [
+            "a@example.org",
+            "A+1@example.org",
+            "b@example.org",
+        ]

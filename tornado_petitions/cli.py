@@ -109,6 +109,11 @@ _SERVE_FLAGS = (
         "rate_limits.filings_per_address",
         "petitions filed from one client address per filing window",
     ),
+    (
+        "--signature-mails-per-email",
+        "rate_limits.signature_mails_per_email",
+        "signatures without an account (each mails the address) per email per window",
+    ),
     ("--log-level", "log_level", "debug, info, warning or error; logs go to stderr"),
     ("--response-threshold", "response_threshold", "signatures that oblige a response (a milestone)"),
     ("--debate-threshold", "debate_threshold", "signatures that put a petition up for debate (a milestone)"),

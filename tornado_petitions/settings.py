@@ -44,6 +44,8 @@ class RateLimits:
     filing_window_seconds: float = 24 * 3600.0
     filings_per_user: int = 10
     filings_per_address: int = 30
+    # Signatures without an account per (canonical) email: each one mails that address.
+    signature_mails_per_email: int = 5
 
 
 @dataclasses.dataclass(frozen=True)

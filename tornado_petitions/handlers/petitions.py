@@ -234,6 +234,12 @@ class SignaturesHandler(ChangeHandler):
             )
         body = self.read_body("Signature")
         signers.refuse_disposable(body.email)
+        # Each attempt mails the address: no one makes the service flood a mailbox.
+        rates = self.config.rate_limits
+        person = signers.canonical_email(body.email)
+        await self.rate_limiter.hit(
+            Rule(f"sign-mail:{person}", rates.signature_mails_per_email, rates.window_seconds)
+        )
         change_key, token_hash = signers.new_confirmation(self.application.mail_key)
         expires = utcnow() + datetime.timedelta(hours=self.config.link_hours)
         request = SignatureRequest(
