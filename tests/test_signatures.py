@@ -319,3 +319,82 @@ class TestMailPerPerson:
             "A+1@example.org",
             "b@example.org",
         ]
+
+
+# The tables of schema version 2 that version 3 changes, as version 2 created them on SQLite.
+SCHEMA_2 = """
+CREATE TABLE "schema_version" ("id" INTEGER NOT NULL PRIMARY KEY, "version" INTEGER NOT NULL);
+INSERT INTO "schema_version" VALUES (1, 2);
+CREATE TABLE "user" ("id" INTEGER NOT NULL PRIMARY KEY, "email" VARCHAR(254) NOT NULL, "name" VARCHAR(100) NOT NULL,
+  "role" VARCHAR(16) NOT NULL, "password_hash" VARCHAR(255) NOT NULL, "created_at" DATETIME NOT NULL,
+  "email_updates" INTEGER NOT NULL);
+CREATE UNIQUE INDEX "user_email" ON "user" ("email");
+CREATE TABLE "petition" ("id" INTEGER NOT NULL PRIMARY KEY, "title" VARCHAR(200) NOT NULL, "description" TEXT NOT NULL,
+  "category" VARCHAR(100), "location" VARCHAR(100), "author_id" INTEGER NOT NULL, "status" VARCHAR(16) NOT NULL,
+  "signature_count" INTEGER NOT NULL, "version" INTEGER NOT NULL, "response" TEXT, "submitted_at" DATETIME NOT NULL,
+  "updated_at" DATETIME NOT NULL, "count_seq" INTEGER NOT NULL DEFAULT 0, "count_version" INTEGER NOT NULL DEFAULT 0,
+  "count_changed_at" DATETIME, "closes_at" DATETIME, "milestones" TEXT NOT NULL, "awaiting_response" INTEGER NOT NULL,
+  "rejection_reason" VARCHAR(32), FOREIGN KEY ("author_id") REFERENCES "user" ("id"));
+CREATE TABLE "signature" ("id" INTEGER NOT NULL PRIMARY KEY, "petition_id" INTEGER NOT NULL, "user_id" INTEGER NOT NULL,
+  "created_at" DATETIME NOT NULL, FOREIGN KEY ("petition_id") REFERENCES "petition" ("id") ON DELETE CASCADE,
+  FOREIGN KEY ("user_id") REFERENCES "user" ("id") ON DELETE CASCADE);
+CREATE INDEX "signature_petition_id" ON "signature" ("petition_id");
+CREATE UNIQUE INDEX "signature_petition_id_user_id" ON "signature" ("petition_id", "user_id");
+CREATE TABLE "mail_outbox" ("id" INTEGER NOT NULL PRIMARY KEY, "change_key" VARCHAR(64) NOT NULL,
+  "user_id" INTEGER NOT NULL, "petition_id" INTEGER NOT NULL, "kind" VARCHAR(16) NOT NULL, "title" VARCHAR(200) NOT NULL,
+  "status" VARCHAR(16) NOT NULL, "note" TEXT, "milestone" VARCHAR(16), "state" VARCHAR(8) NOT NULL,
+  "attempts" INTEGER NOT NULL, "next_attempt_at" DATETIME NOT NULL, "lease_owner" VARCHAR(32), "lease_until" DATETIME,
+  "created_at" DATETIME NOT NULL, "sent_at" DATETIME, "error" TEXT,
+  FOREIGN KEY ("user_id") REFERENCES "user" ("id") ON DELETE CASCADE,
+  FOREIGN KEY ("petition_id") REFERENCES "petition" ("id") ON DELETE CASCADE);
+INSERT INTO "user" VALUES (1, 'author@example.org', 'A', 'citizen', 'x', '2026-01-01 00:00:00', 1),
+  (2, 'x@example.org', 'X', 'citizen', 'x', '2026-01-01 00:00:00', 1),
+  (3, 'x+1@example.org', 'X1', 'citizen', 'x', '2026-01-01 00:00:00', 1),
+  (4, 'Jane.Doe@gmail.com', 'J', 'citizen', 'x', '2026-01-01 00:00:00', 1);
+INSERT INTO "petition" VALUES (1, 'T', 'D', NULL, NULL, 1, 'submitted', 3, 1, NULL, '2026-01-01 00:00:00',
+  '2026-01-01 00:00:00', 0, 1, NULL, NULL, '[]', 0, NULL);
+INSERT INTO "signature" VALUES (1, 1, 2, '2026-01-02 00:00:00'), (2, 1, 3, '2026-01-02 00:00:00'),
+  (3, 1, 4, '2026-01-03 00:00:00');
+"""
+
+
+def test_a_version_2_database_migrates_keeping_every_signature_and_count(tmp_path):
+    import sqlite3
+
+    from tornado_petitions import petition_store, signature_store
+    from tornado_petitions.models import (
+        SCHEMA_VERSION,
+        SchemaVersion,
+        bind_database,
+        close_database,
+        open_database,
+    )
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.executescript(SCHEMA_2)
+    db = open_database(f"sqlite:///{path}")
+    bind_database(db)
+    try:
+        with db.connection_context():
+            rows = list(
+                Signature.select(Signature.id, Signature.state, Signature.email, Signature.validated_at)
+                .order_by(Signature.id)
+                .tuples()
+            )
+            assert [row[:3] for row in rows] == [
+                (1, "validated", "x@example.org"),
+                (2, "validated", None),  # the same person as signature 1: kept, counted, no second email
+                (3, "validated", "janedoe@gmail.com"),
+            ]
+            assert all(row[3] is not None for row in rows)
+            assert petition_store.get_petition(1)["signature_count"] == 3
+            assert signature_store.timeline(1, "day")[-1]["total"] == 3
+            assert SchemaVersion.get().version == SCHEMA_VERSION
+    finally:
+        close_database(db)
+    again = open_database(f"sqlite:///{path}")
+    bind_database(again)  # a second start finds nothing to migrate
+    with again.connection_context():
+        assert Signature.select().count() == 3
+    close_database(again)
