@@ -17,7 +17,7 @@ from ..lifecycle import STATUSES
 from ..models import utcnow
 from ..rate_limit import Rule
 from ..signature_store import BUCKETS, SignatureRequest
-from .base import BaseHandler
+from .base import BaseHandler, ServiceMixin
 
 _ID = r"([0-9]{1,15})"
 
@@ -258,7 +258,7 @@ class SignaturesHandler(ChangeHandler):
         self.application.mail_queued()
         self.write_json(answer, 202)
 
-    def _place(self, body) -> dict:
+    def _place(self, body: Any) -> dict:
         """Where the signer signs from: country as sent, postcode normalized, region looked up."""
         postcode = signers.normal_postcode(body.postcode)
         return {"country": body.country, "postcode": postcode, "region": self.regions.region(postcode)}
@@ -279,21 +279,23 @@ class ConfirmSignatureHandler(BaseHandler):
         self.write_json(await confirm_signature(self, body.token))
 
 
-async def confirm_signature(handler: BaseHandler | Any, token: str) -> dict:
+async def confirm_signature(handler: ServiceMixin, token: str) -> dict:
     """Confirm by the link's token, publish the count it changed (after commit), and answer.
 
     Shared by the JSON endpoint and the link's own page.  404 for an unknown
     or expired token; again for a confirmed one is the same answer, counted once.
     """
     answer, outcome = await handler.runner.run(
-        signature_store.confirm, signers.token_hash(token), handler.application.milestones
+        signature_store.confirm,
+        signers.token_hash(token),
+        handler.application.milestones,  # type: ignore[attr-defined]
     )
     if outcome.counts:
         handler.publisher.publish_counts(outcome.counts)
     for event in outcome.events:
         handler.publisher.publish(event)
     if outcome.events and handler.config.smtp_url:
-        handler.application.mail_queued()
+        handler.application.mail_queued()  # type: ignore[attr-defined]
     return answer
 
 
