@@ -374,6 +374,8 @@ def _openapi(schema: Any) -> Any:
         (other,) = [option for option in options if option != {"type": "null"}]
         rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
         schema = {**other, **rest, "nullable": True}
+        if "enum" in schema:  # OpenAPI 3.0.3: an enum allows null only when it lists it
+            schema["enum"] = [*schema["enum"], None]
     return {
         key: _openapi(value)
         for key, value in schema.items()
