@@ -398,3 +398,14 @@ def test_a_version_2_database_migrates_keeping_every_signature_and_count(tmp_pat
     with again.connection_context():
         assert Signature.select().count() == 3
     close_database(again)
+
+
+def test_the_anonymize_command_runs_it_at_once(tmp_path):
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    command = [sys.executable, "-m", "tornado_petitions", "anonymize", "--db", url, "--anonymize-days", "0"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "erased 0 signers" in done.stdout and "deleted 0 unconfirmed" in done.stdout
