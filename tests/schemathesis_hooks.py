@@ -48,6 +48,9 @@ def before_call(context, case, kwargs) -> None:
     ``PETITIONS_UNSUBSCRIBE`` is ``<user_id>/<token>`` of a citizen of the
     server under test; negative cases keep what was generated (and get 404).
     """
+    if case.operation.path == "/api/signatures/confirm":
+        _real_confirmation(case)
+        return
     link = os.environ.get("PETITIONS_UNSUBSCRIBE")
     if not link or not case.operation.path.startswith("/unsubscribe/"):
         return
@@ -58,3 +61,12 @@ def before_call(context, case, kwargs) -> None:
     if isinstance(user_id, int) and isinstance(token, str) and re.fullmatch("[0-9a-f]{32}", token):
         real_user, real_token = link.split("/")
         case.path_parameters = {**params, "user_id": int(real_user), "token": real_token}
+
+
+def _real_confirmation(case) -> None:
+    """A confirmation token is an HMAC too: a well-formed body gets the real one (``PETITIONS_CONFIRM_TOKEN``)."""
+    token = os.environ.get("PETITIONS_CONFIRM_TOKEN")
+    if not token or (case.meta is not None and case.meta.generation.mode.value != "positive"):
+        return
+    if isinstance(case.body, dict) and isinstance(case.body.get("token"), str):
+        case.body = {**case.body, "token": token}

@@ -118,13 +118,20 @@ def test_protected_operations_declare_bearer_and_public_ones_none():
         # The signed link is the credential.
         ("get", "/unsubscribe/{user_id}/{token}"),
         ("post", "/unsubscribe/{user_id}/{token}"),
+        # The mailed link's token is the credential.
+        ("post", "/api/signatures/confirm"),
     }
+    # Signed in or not (without an account the signature waits for its mailed link).
+    either = {("post", "/api/petitions/{id}/signatures")}
     for template, item in document["paths"].items():
         for method, operation in item.items():
             if method not in HTTP_METHODS:
                 continue
             if (method, template) in public:
                 assert operation["security"] == [], (method, template)
+            elif (method, template) in either:
+                assert operation["security"] == [{"bearerAuth": []}, {}], (method, template)
+                assert "401" in operation["responses"], (method, template)
             else:
                 assert "security" not in operation, (method, template)
                 assert "401" in operation["responses"], (method, template)

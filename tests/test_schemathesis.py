@@ -13,8 +13,10 @@ nothing excluded.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import hypothesis
@@ -23,6 +25,7 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 
 from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer
+from tests.smtp_catcher import SmtpCatcher
 from tornado_petitions.mail_outbox import unsubscribe_token
 from tornado_petitions.openapi import build_document
 from tornado_petitions.settings import Settings
@@ -41,9 +44,31 @@ schema = schemathesis.openapi.from_dict(build_document(Settings()), config=CONFI
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
+def catcher():
+    server = SmtpCatcher().start()
+    yield server
+    server.stop()
+
+
+def confirmation_token(server: LiveServer, catcher: SmtpCatcher) -> str:
+    """Sign petition 1 without an account; the token of the link mailed for it."""
+    signer = {"name": "Sam", "email": "sam@example.org", "country": "GB"}
+    assert server.call("POST", "/api/petitions/1/signatures", signer)[0] == 202
+    deadline = time.monotonic() + 20.0
+    while "sam@example.org" not in catcher.recipients() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [message] = [message for to, message in catcher.messages if to == "sam@example.org"]
+    return re.search(r"/signatures/confirm/([0-9A-Za-z]+)", message.get_content()).group(1)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, catcher):
     server = LiveServer(
-        tmp_path_factory.mktemp("schemathesis"), *GENEROUS_RATE_FLAGS, "--mail-secret", MAIL_SECRET
+        tmp_path_factory.mktemp("schemathesis"),
+        *GENEROUS_RATE_FLAGS,
+        "--mail-secret",
+        MAIL_SECRET,
+        f"--smtp-url={catcher.url}",
     )
     server.create_user(ADMIN_EMAIL, ADMIN_PASSWORD, admin=True)
     server.start()
@@ -62,6 +87,12 @@ def live(tmp_path_factory):
             change = {"status": target, "note": "looked at it"}
             path = f"/api/petitions/{petition['petition_id']}/status"
             assert server.call("PATCH", path, change, server.admin_token)[0] == 200
+    # A signature without an account whose confirmation token the hooks hand to schemathesis.
+    try:
+        server.confirm_token = confirmation_token(server, catcher)
+    except BaseException:
+        server.stop()
+        raise
     yield server
     log = server.stop_cleanly()
     assert "Traceback" not in log, log
@@ -95,6 +126,7 @@ def test_schemathesis_run_with_every_check_and_the_stateful_phase_finds_nothing(
         "PETITIONS_ADMIN_EMAIL": ADMIN_EMAIL,
         "PETITIONS_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "PETITIONS_UNSUBSCRIBE": live.unsubscribe,
+        "PETITIONS_CONFIRM_TOKEN": live.confirm_token,
     }
     command = [str(Path(sys.executable).with_name("st")), "--no-color", "--config-file", str(CONFIG_FILE)]
     command += ["run", live.url + "/api/openapi.json"]

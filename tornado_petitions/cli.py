@@ -1,4 +1,4 @@
-"""The command line: ``serve``, ``settings``, ``create-user`` and ``prune-events``.
+"""The command line: ``serve``, ``settings``, ``create-user``, ``prune-events`` and ``anonymize``.
 
 Installed, it is the ``tornado-petitions`` command; ``python -m tornado_petitions``
 is the same.  Flags win over environment variables, which win over the defaults in
@@ -95,6 +95,13 @@ def build_parser(prog: str = "tornado-petitions") -> argparse.ArgumentParser:
     prune = commands.add_parser("prune-events", help="delete old events from the log")
     prune.add_argument("--keep", type=int, required=True, help="how many newest events to keep")
     _add_db(prune)
+
+    anonymize = commands.add_parser(
+        "anonymize",
+        help="erase signers of long-closed petitions and delete unconfirmed signatures now (the server does it daily)",
+    )
+    _add_setting(anonymize, _declared("anonymize_days"))
+    _add_db(anonymize)
     return parser
 
 
@@ -165,9 +172,25 @@ def print_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def anonymize(args: argparse.Namespace) -> int:
+    from . import signature_privacy
+
+    db = open_database(args.db_url)
+    bind_database(db)
+    try:
+        with db.connection_context():
+            erased, purged = signature_privacy.anonymize(args.anonymize_days)
+    finally:
+        close_database(db)
+    print(f"erased {erased} signers of closed petitions; deleted {purged} unconfirmed signatures")
+    return 0
+
+
 def main(argv: list[str] | None = None, prog: str = "tornado-petitions") -> int:
     """The ``tornado-petitions`` console script (``python -m tornado_petitions`` passes its own ``prog``)."""
     args = build_parser(prog).parse_args(argv)
+    if args.command == "anonymize":
+        return anonymize(args)
     if args.command == "create-user":
         return create_user(args)
     if args.command == "prune-events":

@@ -25,6 +25,13 @@ from typing import Any
 import peewee
 
 from .models import MailOutbox, Petition, ServiceSecret, Signature, User, utcnow
+from .signature_states import COUNTED
+
+# The mail a signer without an account gets: the link that counts the signature, or a
+# note that this person has signed already.  Neither is a notification: no unsubscribing.
+SIGN_CONFIRM = "sign_confirm"
+SIGN_AGAIN = "sign_again"
+SIGNER_KINDS = frozenset({SIGN_CONFIRM, SIGN_AGAIN})
 
 _FIELDS = [
     MailOutbox.change_key,
@@ -82,7 +89,9 @@ def _queue_signers(petition_id: int, c: dict) -> None:
         Signature.select(*_row(c, Signature.user, Signature.petition))
         .join(Petition, on=(Signature.petition == Petition.id))
         .join(User, on=(Signature.user == User.id))
-        .where((Signature.petition == petition_id) & (User.email_updates == True))  # noqa: E712
+        .where(
+            (Signature.petition == petition_id) & (Signature.state == COUNTED) & (User.email_updates == True)  # noqa: E712
+        )
     )
     MailOutbox.insert_from(query, _FIELDS).on_conflict_ignore().execute()
 
@@ -109,6 +118,21 @@ def queue_milestone_mail(petition_id: int, milestone: str) -> None:
     constants = _constants(f"milestone:{petition_id}:{milestone}", "milestone", None, milestone)
     _queue_author(petition_id, constants)
     _queue_signers(petition_id, constants)
+
+
+def queue_signer_mail(change_key: str, kind: str, petition_id: int, email: str, name: str) -> None:
+    """Queue a ``SIGN_CONFIRM`` or ``SIGN_AGAIN`` mail to a signer without an account, at ``email``.
+
+    Inside the caller's transaction (the one that wrote the signature).
+    ``change_key`` is fresh for each mail; the link's token is derived from
+    it when the mail is written (``signers.confirmation_token``).
+    """
+    constants = _constants(change_key, kind, None, None)
+    query = Petition.select(
+        *_row(constants, peewee.Value(None), Petition.id), peewee.Value(email), peewee.Value(name)
+    ).where(Petition.id == petition_id)
+    fields = [*_FIELDS, MailOutbox.to_email, MailOutbox.to_name]
+    MailOutbox.insert_from(query, fields).on_conflict_ignore().execute()
 
 
 # -- what the sender does with the rows -------------------------------------------
@@ -156,11 +180,12 @@ def claim(owner: str, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
             MailOutbox.milestone,
             MailOutbox.attempts,
             User.id,
-            User.email,
-            User.name,
-            User.email_updates,
+            peewee.fn.COALESCE(MailOutbox.to_email, User.email),
+            peewee.fn.COALESCE(MailOutbox.to_name, User.name),
+            # A signer without an account is mailed only what they asked for: always.
+            peewee.fn.COALESCE(User.email_updates, True),
         )  # fmt: skip
-        .join(User, on=(MailOutbox.user == User.id))
+        .join(User, peewee.JOIN.LEFT_OUTER, on=(MailOutbox.user == User.id))
         .where((MailOutbox.lease_owner == owner) & (MailOutbox.state == "pending") & MailOutbox.id.in_(ids))
         .order_by(MailOutbox.id)
     )

@@ -37,7 +37,7 @@ from urllib.parse import unquote, urlparse
 
 import aiosmtplib
 
-from . import addresses, mail_outbox
+from . import addresses, mail_outbox, signature_mail
 from .db_runner import DatabaseRunner
 from .metrics import ServiceMetrics
 from .settings import Settings, SettingsError
@@ -251,7 +251,7 @@ class MailSender:
     async def _unsendable(self, row: dict, reason: str, what: str = "not sent") -> bool:
         """Give ``row`` up for good: mark it failed with ``reason``, log it, count it; the batch goes on."""
         log.warning(
-            "mail %d (%s) to user %d %s: %s", row["row_id"], row["change_key"], row["user_id"], what, reason
+            "mail %d (%s) to user %s %s: %s", row["row_id"], row["change_key"], row["user_id"], what, reason
         )
         await self.runner.run(mail_outbox.mark_failed, row["row_id"], reason)
         self.metrics.mail_failed.inc()
@@ -316,6 +316,8 @@ class MailSender:
 
         Raises ``ValueError`` when a header cannot be built from the row.
         """
+        if row["kind"] in mail_outbox.SIGNER_KINDS:
+            return signature_mail.compose(self.settings, self.key, row, self._domain, self._from, recipient)
         title = _one_line(row["title"])
         link = f"{self.settings.public_base_url()}/petitions/{row['petition_id']}"
         unsubscribe = self.unsubscribe_url(row["user_id"])

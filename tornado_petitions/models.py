@@ -14,7 +14,7 @@ import peewee
 from playhouse.db_url import parse as parse_db_url
 from playhouse.pool import PooledPostgresqlDatabase
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # pg_advisory_xact_lock key taken while creating the schema ("tp" + schema).
 SCHEMA_LOCK_KEY = 0x7470_5343
 
@@ -99,18 +99,66 @@ class Petition(BaseModel):
     awaiting_response = peewee.BooleanField(default=False)
     # One of lifecycle.REJECTION_REASONS while the petition is rejected.
     rejection_reason = peewee.CharField(max_length=32, null=True)
+    # JSON text {"GB": 1234, ...} and {"region": n}: validated signatures by country and by
+    # region, folded with every count change (never recounted).
+    country_counts = peewee.TextField(default="{}", constraints=[peewee.SQL("DEFAULT '{}'")])
+    region_counts = peewee.TextField(default="{}", constraints=[peewee.SQL("DEFAULT '{}'")])
+    # When the signers' names, emails, addresses and postcodes were erased (``--anonymize-days``).
+    signers_erased_at = peewee.DateTimeField(null=True)
 
 
 class Signature(BaseModel):
-    """One user's signature on one petition."""
+    """One person's signature on one petition, from an account (``user``) or confirmed by mail.
 
-    petition = peewee.ForeignKeyField(Petition, backref="signatures", on_delete="CASCADE")
-    user = peewee.ForeignKeyField(User, backref="signatures", on_delete="CASCADE")
+    A person is a canonical email (``signers.canonical_email``): one row per
+    petition and ``email``, whoever signed.  ``state`` is one of the
+    ``signature_states`` constants and only ``validated`` rows count.  The
+    client address, email domain, country and times are what limits, blocks,
+    trending and invalidations query; names, emails, addresses and postcodes
+    are erased once the petition has been closed long enough (country,
+    region and state stay, so counts never change).
+    """
+
+    # Not indexed alone: every index below leads with the petition.
+    petition = peewee.ForeignKeyField(Petition, backref="signatures", on_delete="CASCADE", index=False)
+    user = peewee.ForeignKeyField(User, backref="signatures", on_delete="CASCADE", null=True)
+    state = peewee.CharField(
+        max_length=12, default="validated", constraints=[peewee.SQL("DEFAULT 'validated'")]
+    )
+    name = peewee.CharField(max_length=100, null=True)
+    email = peewee.CharField(max_length=254, null=True)  # canonical
+    email_domain = peewee.CharField(max_length=254, null=True)
+    address = peewee.CharField(max_length=45, null=True)  # the client's IP address
+    country = peewee.CharField(max_length=2, null=True)  # ISO 3166-1 alpha-2
+    postcode = peewee.CharField(max_length=16, null=True)
+    region = peewee.CharField(max_length=100, null=True)  # from --regions-file, kept after erasure
+    # SHA-256 of the confirmation link's token; the link is good until token_expires_at.
+    token_hash = peewee.CharField(max_length=64, null=True)
+    token_expires_at = peewee.DateTimeField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
+    validated_at = peewee.DateTimeField(null=True)
 
     class Meta:
-        # The second index serves the timeline (count per minute, hour or day).
-        indexes = ((("petition", "user"), True), (("petition", "created_at"), False))
+        indexes = (
+            (("petition", "user"), True),
+            (("petition", "email"), True),
+            # Per-address limits, trending and invalidations by address or domain, over time.
+            (("petition", "address", "created_at"), False),
+            (("petition", "email_domain", "created_at"), False),
+        )
+
+
+# Partial indexes: only the rows each one serves are in it, so an account's signature
+# (validated at once, no link) costs one index entry here, not three.
+Signature.add_index(
+    Signature.index(Signature.token_hash, unique=True).where(Signature.token_hash.is_null(False))
+)
+# The timeline (count per minute, hour or day of validation).
+Signature.add_index(
+    Signature.index(Signature.petition, Signature.validated_at).where(Signature.state == "validated")
+)
+# Unconfirmed signatures past their link's life, for the daily purge.
+Signature.add_index(Signature.index(Signature.token_expires_at).where(Signature.state == "pending"))
 
 
 class EventCounter(BaseModel):
@@ -155,9 +203,13 @@ class MailOutbox(BaseModel):
     """
 
     change_key = peewee.CharField(max_length=64)
-    user = peewee.ForeignKeyField(User, backref="mail", on_delete="CASCADE")
+    # The account mailed; None for a signer without one, mailed at ``to_email`` as ``to_name``.
+    user = peewee.ForeignKeyField(User, backref="mail", on_delete="CASCADE", null=True)
+    to_email = peewee.CharField(max_length=254, null=True)
+    to_name = peewee.CharField(max_length=100, null=True)
     petition = peewee.ForeignKeyField(Petition, backref="mail", on_delete="CASCADE")
-    kind = peewee.CharField(max_length=16)  # status_changed | milestone
+    # status_changed | milestone | sign_confirm | sign_again (already signed)
+    kind = peewee.CharField(max_length=16)
     title = peewee.CharField(max_length=200)
     status = peewee.CharField(max_length=16)
     note = peewee.TextField(null=True)
@@ -222,7 +274,7 @@ def open_database(url: str, pool_size: int = 8) -> peewee.Database:
 
 
 def bind_database(db: peewee.Database) -> None:
-    """Bind the models to ``db``, create missing tables and the search index, record the schema version."""
+    """Bind the models to ``db``, create missing tables and the search index, migrate older ones, record the schema version."""
     from . import search  # search builds on these models
 
     database_proxy.initialize(db)
@@ -231,33 +283,95 @@ def bind_database(db: peewee.Database) -> None:
             # Processes starting together would race to create the same tables
             # and counter row; the lock is released at commit.
             db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-        db.create_tables(MODELS, safe=True)
-        _add_missing_columns(db)
+        existing = set(db.get_tables())
+        found = _schema_version() if "schema_version" in existing else SCHEMA_VERSION
+        for model in MODELS:
+            if model._meta.table_name in existing:
+                _add_missing_columns(db, model)
+            else:
+                model._schema.create_table(safe=True)
+        if found < 4:
+            _migrate_to_4(db)
+        for model in MODELS:
+            model._schema.create_indexes(safe=True)
         search.install(db)
         if not SchemaVersion.select().exists():
             SchemaVersion.create(version=SCHEMA_VERSION)
+        SchemaVersion.update(version=SCHEMA_VERSION).execute()
         if not EventCounter.select().exists():
             EventCounter.create(id=1, value=0)
 
 
-def _add_missing_columns(db: peewee.Database) -> None:
-    """Bring tables made by an older version up to date: add each column a model has and the table lacks.
+def _schema_version() -> int:
+    row = SchemaVersion.select(SchemaVersion.version).tuples().first()
+    return row[0] if row else SCHEMA_VERSION
+
+
+def _migrator(db: peewee.Database):
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator
+
+    return PostgresqlMigrator(db) if isinstance(db, peewee.PostgresqlDatabase) else SqliteMigrator(db)
+
+
+def _add_missing_columns(db: peewee.Database, model: type[BaseModel]) -> None:
+    """Bring a table made by an older version up to date: add each column the model has and the table lacks.
 
     Every column added since version 1 is nullable or has a default, so
-    adding it is the whole migration; indexes of new columns come with it.
+    adding it is most of the migration; indexes come after (``create_indexes``).
     """
-    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+    from playhouse.migrate import migrate
 
-    migrator = PostgresqlMigrator(db) if isinstance(db, peewee.PostgresqlDatabase) else SqliteMigrator(db)
-    for model in MODELS:
-        table = model._meta.table_name
-        present = {column.name for column in db.get_columns(table)}
-        for field in model._meta.sorted_fields:
-            if field.column_name not in present:
-                migrate(migrator.add_column(table, field.column_name, field))
-                if field.index:
-                    migrate(migrator.add_index(table, (field.column_name,), field.unique))
-    SchemaVersion.update(version=SCHEMA_VERSION).execute()
+    table = model._meta.table_name
+    present = {column.name for column in db.get_columns(table)}
+    for field in model._meta.sorted_fields:
+        if field.column_name in present:
+            continue
+        if isinstance(db, peewee.SqliteDatabase):
+            # SQLite adds a NOT NULL column with its DEFAULT in place.  Peewee's
+            # migrator would rebuild the table, and dropping the old one runs
+            # every ON DELETE CASCADE: a petition's signatures and events would go.
+            context = db.get_sql_context()
+            column = context.sql(field.ddl(context)).query()[0]
+            db.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN {column}')
+        else:
+            migrate(_migrator(db).add_column(table, field.column_name, field))
+
+
+def _migrate_to_4(db: peewee.Database) -> None:
+    """Signatures became people (version 4): each account signature is validated, under its account's email.
+
+    Two accounts whose emails are one person (``a+x@`` and ``a@``) on one
+    petition keep both rows and the count, the second without an email.
+    An outbox row may now be for a signer without an account.
+    """
+    from playhouse.migrate import migrate
+
+    from .signers import canonical_email, email_domain
+
+    # Served now by the indexes that lead with the petition (the timeline's by validation time).
+    db.execute_sql('DROP INDEX IF EXISTS "signature_petition_id"')
+    db.execute_sql('DROP INDEX IF EXISTS "signature_petition_id_created_at"')
+    if not {column.name: column for column in db.get_columns("mail_outbox")}["user_id"].null:
+        migrate(_migrator(db).drop_not_null("mail_outbox", "user_id"))
+    Signature.update(state="validated", validated_at=Signature.created_at).where(
+        Signature.validated_at.is_null() & Signature.user.is_null(False)
+    ).execute()
+    seen: set[tuple[int, str]] = set()
+    rows = (
+        Signature.select(Signature.id, Signature.petition, User.email)
+        .join(User, on=(Signature.user == User.id))
+        .where(Signature.email.is_null())
+        .order_by(Signature.id)
+        .tuples()
+    )
+    for signature_id, petition_id, address in list(rows):
+        person = canonical_email(address)
+        if (petition_id, person) in seen:
+            continue
+        seen.add((petition_id, person))
+        Signature.update(email=person, email_domain=email_domain(address)).where(
+            Signature.id == signature_id
+        ).execute()
 
 
 def close_database(db: peewee.Database) -> None:

@@ -160,6 +160,19 @@ def _schemas(settings: Settings) -> dict:
         ),
         "Person": _object({"user_id": {"type": "integer", "minimum": 1}, "name": {"type": "string"}}),
         "Petition": _petition_schema(),
+        "SignaturePending": _object(
+            {
+                "state": {"type": "string", "enum": ["pending"]},
+                "message": {"type": "string"},
+            },
+            description="The same whether or not this person signed already: the mail says which.",
+        ),
+        "SignatureConfirmed": _object(
+            {
+                "petition_id": {"type": "integer", "minimum": 1},
+                "state": {"type": "string", "enum": ["validated"]},
+            }
+        ),
         "ModerationItem": _petition_schema(
             overdue={
                 "type": "boolean",
@@ -288,6 +301,16 @@ def _petition_schema(**extra: dict) -> dict:
             "type": "boolean",
             "description": "Past the response milestone, until an admin's next status change with a note.",
         },
+        "signatures_by_country": {
+            "type": "object",
+            "description": "Counted signatures by the signer's country (ISO 3166-1 alpha-2); those who gave none are not in it.",
+            "additionalProperties": {"type": "integer", "minimum": 1},
+        },
+        "signatures_by_region": {
+            "type": "object",
+            "description": "Counted signatures by the region of the signer's postcode (`--regions-file`); once any has one.",
+            "additionalProperties": {"type": "integer", "minimum": 1},
+        },
         "response": {"type": "string", "description": "The admin's latest public note, once set."},
         "rejection": _object(
             {
@@ -298,7 +321,7 @@ def _petition_schema(**extra: dict) -> dict:
         ),
         **extra,
     }
-    optional = ("response", "rejection")
+    optional = ("response", "rejection", "signatures_by_region")
     return _object(properties, required=[name for name in properties if name not in optional])
 
 
@@ -342,7 +365,7 @@ def _operations(settings: Settings) -> list[dict]:
     public: list = []
     body = {
         name: {"required": True, "content": _json(_ref(name))}
-        for name in ("Register", "Login", "NewPetition", "StatusChange", "MeChange")
+        for name in ("Register", "Login", "NewPetition", "StatusChange", "MeChange", "SignatureConfirmation")
     }
     petition = {"description": "The petition as it stands now.", "content": _json(_ref("Petition"))}
     lifecycle = "; ".join(f"{origin} -> {', '.join(targets)}" for origin, targets in TRANSITIONS.items())
@@ -599,14 +622,39 @@ def _operations(settings: Settings) -> list[dict]:
         {
             "operationId": "sign",
             "tags": ["signatures"],
-            "summary": "Sign the petition",
-            "description": "Rate limited per user.",
+            "summary": "Sign the petition: signed in it counts at once, without an account once confirmed by mail",
+            "description": (
+                "With a token or the session cookie the body is optional (`AccountSignature`) and the "
+                "signature counts at once (201). Without credentials, and only when the service sends mail, "
+                "the body names the signer (`Signature`): 202, and a mailed link "
+                "(`/signatures/confirm/{token}`) counts it; one person (a canonical email: lower-case, "
+                "no `+tag`, Gmail's dots ignored) signs once, from an account or not. Rate limited per user."
+            ),
+            "security": [{"bearerAuth": []}, {}],
+            "requestBody": {
+                "required": False,
+                "content": _json({"anyOf": [_ref("Signature"), _ref("AccountSignature")]}),
+            },
             "responses": {
                 "201": {**petition, "links": _links(_FROM_BODY, "withdrawSignature", "getPetition")},
-                **_errors("401", "403", "404"),
+                "202": {
+                    "description": "Without an account: a confirmation link (or a note) was mailed.",
+                    "content": _json(_ref("SignaturePending")),
+                },
+                **_errors("400"),
+                "401": _error(
+                    "A bad token (`unauthorized`, `invalid_token`, `token_expired`), or none while "
+                    "the service sends no mail (`sign_in_required`)."
+                ),
+                **_errors("403", "404"),
                 "409": _error(
-                    "Already signed (`already_signed`), or the petition is closed, rejected or "
-                    "resolved (`not_open`)."
+                    "Already signed by this account or this person (`already_signed`), or the petition "
+                    "is closed, rejected or resolved (`not_open`)."
+                ),
+                **_errors("413"),
+                "422": _error(
+                    "Invalid fields (`invalid_fields`): a disposable-mail `email` among them; "
+                    "`fields` names each bad one."
                 ),
                 **_errors("429"),
             },
@@ -637,6 +685,24 @@ def _operations(settings: Settings) -> list[dict]:
             "responses": {
                 "200": {"description": "The count by bucket.", "content": _json(_ref("Timeline"))},
                 **_errors("404", "422"),
+            },
+        },
+        {
+            "operationId": "confirmSignature",
+            "tags": ["signatures"],
+            "summary": "Count the signature a mailed link stands for (again: the same answer, counted once)",
+            "description": (
+                "The link `/signatures/confirm/{token}` opens a web page whose Confirm button does the "
+                "same; opening the page changes nothing."
+            ),
+            "security": public,
+            "requestBody": body["SignatureConfirmation"],
+            "responses": {
+                "200": {"description": "Counted.", "content": _json(_ref("SignatureConfirmed"))},
+                **_errors("400"),
+                "404": _error("Unknown or expired link (`not_found`)."),
+                "409": _error("The petition stopped taking signatures meanwhile (`not_open`)."),
+                **_errors("413", "422"),
             },
         },
         {

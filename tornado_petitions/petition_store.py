@@ -38,6 +38,8 @@ _PETITION_COLUMNS = (
     Petition.milestones,
     Petition.awaiting_response,
     Petition.rejection_reason,
+    Petition.country_counts,
+    Petition.region_counts,
 )
 
 
@@ -61,6 +63,8 @@ def _petition_dict(row: tuple) -> dict:
         milestones,
         awaiting_response,
         rejection_reason,
+        country_counts,
+        region_counts,
     ) = row
     petition = {
         "petition_id": pid,
@@ -77,7 +81,10 @@ def _petition_dict(row: tuple) -> dict:
         "closes_at": iso(closes_at),
         "milestones": wire.loads(milestones) if milestones else [],
         "awaiting_response": bool(awaiting_response),
+        "signatures_by_country": wire.loads(country_counts) if country_counts else {},
     }
+    if region_counts and region_counts != "{}":
+        petition["signatures_by_region"] = wire.loads(region_counts)
     if response is not None:
         petition["response"] = response
     if status == "rejected":
@@ -98,13 +105,13 @@ def _load(petition_id: int) -> dict:
 
 def _petition_from_row(row: tuple) -> dict:
     """``_petition_dict`` of a row read without Peewee's converters: the timestamps parsed here."""
-    *head, submitted_at, updated_at, closes_at, milestones, awaiting, reason = row
+    *head, submitted_at, updated_at, closes_at, milestones, awaiting, reason, countries, regions = row
     times = (
         statements.timestamp(submitted_at),
         statements.timestamp(updated_at),
         statements.timestamp(closes_at),
     )
-    return _petition_dict((*head, *times, milestones, awaiting, reason))
+    return _petition_dict((*head, *times, milestones, awaiting, reason, countries, regions))
 
 
 def _petitions(query: peewee.ModelSelect) -> list[dict]:
@@ -216,7 +223,7 @@ def create_petition(
         # What _load would read back, without reading it back.
         petition = _petition_dict(
             (petition_id, title, description, category, location, author.user_id, author.name)
-            + ("submitted", 0, 1, None, now, now, closes_at, "[]", False, None)
+            + ("submitted", 0, 1, None, now, now, closes_at, "[]", False, None, "{}", "{}")
         )
         event = event_log.record_event(seq, "created", petition, author, to_status="submitted")
     return petition, event

@@ -31,6 +31,7 @@ import re
 import peewee
 
 from .models import Petition, Signature, database_proxy, utcnow
+from .signature_states import COUNTED
 
 SORTS = ("newest", "relevance", "popular", "trending")
 # ``trending`` counts the signatures of this many last hours.
@@ -146,7 +147,7 @@ def order(query: peewee.ModelSelect, sort: str, text: str | None) -> peewee.Mode
         # Ordered inside, so the database can walk the counts in order and stop at a page.
         counts = (
             Signature.select(Signature.petition.alias("petition_id"), recent.alias("recent"))
-            .where(Signature.created_at >= since)
+            .where((Signature.created_at >= since) & (Signature.state == COUNTED))  # what counts trends
             .group_by(Signature.petition)
             .order_by(recent.desc(), Signature.petition.desc())
             .alias("trend")

@@ -13,7 +13,7 @@ import peewee
 import tornado.httpserver
 import tornado.web
 
-from . import event_log, mail_outbox, petition_store, signature_store
+from . import event_log, mail_outbox, petition_store, signature_privacy, signature_store
 from .body_limit import LimitedHTTPServer
 from .db_runner import DatabaseRunner
 from .handlers import ROUTES
@@ -27,6 +27,7 @@ from .rate_limit import Limiter, RateLimiter, RedisRateLimiter
 from .redaction import redact_path
 from .settings import Settings
 from .signature_batcher import SignatureBatcher
+from .signers import RegionTable
 from .token_cache import TokenCache
 
 if TYPE_CHECKING:
@@ -57,11 +58,14 @@ class PetitionsApplication(tornado.web.Application):
         rate_limiter: Limiter,
         signatures: SignatureBatcher,
         tokens: TokenCache,
+        milestones: signature_store.Milestones,
+        regions: RegionTable,
         **tornado_settings: Any,
     ) -> None:
         super().__init__(
             handlers,
             config=settings,
+            regions=regions,
             tokens=tokens,
             hub=hub,
             publisher=publisher,
@@ -78,11 +82,13 @@ class PetitionsApplication(tornado.web.Application):
         self.publisher = publisher
         self.metrics = metrics
         self.rate_limiter = rate_limiter
+        self.milestones = milestones
         self.in_flight: set[tornado.web.RequestHandler] = set()
         # The key of unsubscribe links (set in start()); the sender exists only with --smtp-url.
         self.mail_key = b""
         self.mail_sender: MailSender | None = None
         signatures.mail_queued = self.mail_queued
+        self._privacy: asyncio.Task | None = None
 
     async def start(self) -> None:
         """Start the hub's heartbeat (from the newest committed seq), the Redis bridge and the mail sender."""
@@ -93,6 +99,16 @@ class PetitionsApplication(tornado.web.Application):
         if self.config.smtp_url:
             self.mail_sender = MailSender(self.config, self.runner, self.metrics, self.mail_key)
             self.mail_sender.start()
+        self._privacy = asyncio.get_running_loop().create_task(self._anonymize_daily())
+
+    async def _anonymize_daily(self) -> None:
+        """Erase what ``--anonymize-days`` and ``--link-hours`` say to erase, now and then once a day."""
+        while True:
+            try:
+                await self.runner.run(signature_privacy.anonymize, self.config.anonymize_days)
+            except Exception:
+                log.exception("anonymizing signatures failed; trying again in a day")
+            await asyncio.sleep(signature_privacy.INTERVAL)
 
     def mail_queued(self) -> None:
         """A committed change queued mail: wake the sender (if mail is on) instead of waiting for its poll."""
@@ -102,6 +118,8 @@ class PetitionsApplication(tornado.web.Application):
     async def shutdown(self) -> None:
         """Close every socket with 1001, let in-flight requests finish, close Redis and the database."""
         self.hub.close_all(CLOSE_GOING_AWAY, "server shutting down")
+        if self._privacy is not None:
+            self._privacy.cancel()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SHUTDOWN_GRACE
         while (self.in_flight or _open_sockets(self.hub)) and loop.time() < deadline:
@@ -213,6 +231,8 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
             runner, functools.partial(signature_store.apply_batch, milestones=milestones), publisher
         ),
         tokens=tokens,
+        milestones=milestones,
+        regions=RegionTable.from_csv(settings.regions_file) if settings.regions_file else RegionTable({}),
         default_handler_class=NotFoundHandler,
         log_function=log_request,
         xsrf_cookies=settings.xsrf_cookies,

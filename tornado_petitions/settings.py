@@ -144,6 +144,7 @@ class Limits:
     note_max: int = 2_000
     name_max: int = 100
     email_max: int = 254
+    postcode_max: int = 16
     password_min: int = 8
     password_max: int = 1_000
     body_bytes: int = setting(64 * 1024, "--max-body-bytes", "largest request body; larger is 413")
@@ -183,6 +184,12 @@ class RateLimits:
     filings_per_user: int = setting(10, "--filings-per-user", "petitions one user may file per filing window")
     filings_per_address: int = setting(
         30, "--filings-per-address", "petitions filed from one client address per filing window"
+    )
+    # Signatures without an account per (canonical) email: each one mails that address.
+    signature_mails_per_email: int = setting(
+        5,
+        "--signature-mails-per-email",
+        "signatures without an account (each mails the address) per email per window",
     )
 
 
@@ -301,7 +308,23 @@ class Settings:
     )
     # Key of the HMAC that signs unsubscribe links; unset: generated once and kept in the database.
     mail_secret: str | None = setting(
-        None, "--mail-secret", "key signing unsubscribe links (default: generated, kept in the database)"
+        None,
+        "--mail-secret",
+        "key signing unsubscribe and confirmation links (default: generated, kept in the database)",
+    )
+    # Hours a mailed link (a signature's confirmation) works; unconfirmed signatures are deleted after it.
+    link_hours: float = setting(
+        24.0, "--link-hours", "hours a mailed link works; unconfirmed signatures are deleted after"
+    )
+    # Days after a petition stops taking signatures until its signers' personal data is erased.
+    anonymize_days: float = setting(
+        180.0,
+        "--anonymize-days",
+        "days after signing stops until signers' names, emails, addresses and postcodes are erased",
+    )
+    # CSV of postcode_prefix,region: signatures are counted by region too (longest prefix wins).
+    regions_file: str | None = setting(
+        None, "--regions-file", "CSV of postcode_prefix,region: count signatures by region too"
     )
     limits: Limits = dataclasses.field(default_factory=Limits)
     rate_limits: RateLimits = dataclasses.field(default_factory=RateLimits)

@@ -18,13 +18,14 @@ from collections.abc import Sequence
 
 import peewee
 
-from . import event_log, mail_outbox, petition_store, statements, wire
+from . import event_log, mail_outbox, petition_store, signature_states, statements, wire
 from .accounts import Identity
 from .counts import CountChange
 from .errors import ApiError
 from .events import Event
 from .lifecycle import SIGNING_STATUSES, accepts_signatures, milestones_crossed
-from .models import Petition, database_proxy, iso, utcnow
+from .models import Petition, Signature, database_proxy, iso, utcnow
+from .signers import canonical_email, email_domain
 
 log = logging.getLogger("tornado_petitions.signatures")
 
@@ -38,11 +39,33 @@ BUCKETS = ("minute", "hour", "day")
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SignatureRequest:
-    """One signature to add (``signing``) or withdraw, as a handler asked for it."""
+    """One signature to add (``signing``) or withdraw, as a handler asked for it.
 
-    actor: Identity
+    ``actor`` is the account signing, or None for a signer without one, who
+    then gives ``name`` and ``email`` and is mailed a link: the outbox row's
+    ``change_key`` and the link's ``token_hash`` (``signers.new_confirmation``),
+    good until ``link_expires_at``.
+    """
+
+    actor: Identity | None
     petition_id: int
     signing: bool
+    address: str | None = None
+    country: str | None = None
+    postcode: str | None = None
+    region: str | None = None
+    name: str | None = None
+    email: str | None = None
+    change_key: str | None = None
+    token_hash: str | None = None
+    link_expires_at: datetime.datetime | None = None
+
+
+# The answer to a signature without an account, whatever happened to it: the mail says which.
+PENDING_ANSWER = {
+    "state": signature_states.PENDING,
+    "message": "Check your email: your signature counts once you follow the link we sent you.",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +86,55 @@ class BatchOutcome:
     events: list[Event]
 
 
+class CountFolds:
+    """What one transaction changes in the counts: per petition the count's delta and its places' deltas."""
+
+    def __init__(self) -> None:
+        self.deltas: dict[int, int] = {}
+        self.countries: dict[int, dict[str, int]] = {}
+        self.regions: dict[int, dict[str, int]] = {}
+
+    def add(self, petition_id: int, delta: int, country: str | None, region: str | None) -> None:
+        self.deltas[petition_id] = self.deltas.get(petition_id, 0) + delta
+        for key, places in ((country, self.countries), (region, self.regions)):
+            if key is not None:
+                counts = places.setdefault(petition_id, {})
+                counts[key] = counts.get(key, 0) + delta
+
+    def apply(self, now: datetime.datetime, milestones: Milestones) -> tuple[list[CountChange], list[int]]:
+        """One ``FOLD_COUNT`` per petition that changed (and a ``FOLD_PLACES`` when it was signed from somewhere).
+
+        Returns the count changes to publish and the petitions whose count
+        reached a threshold they have no milestone for.
+        """
+        counts: list[CountChange] = []
+        due: list[int] = []
+        if not self.deltas:
+            return counts, due
+        newest_seq = statements.execute(statements.NEWEST_SEQ).fetchone()[0]
+        for pid, delta in sorted(self.deltas.items()):
+            countries, regions = self.countries.get(pid), self.regions.get(pid)
+            if delta == 0 and not countries and not regions:
+                continue
+            row = statements.execute(statements.FOLD_COUNT, (delta, newest_seq, now, pid)).fetchone()
+            count, version, author_id, reached, country_json, region_json = row
+            if countries or regions:
+                folded = (_folded(country_json, countries), _folded(region_json, regions), pid)
+                statements.execute(statements.FOLD_PLACES, folded)
+            counts.append(CountChange(pid, author_id, count, version))
+            if delta > 0 and _milestones_due(count, reached, milestones):
+                due.append(pid)
+        return counts, due
+
+
+def _folded(stored: str | None, deltas: dict[str, int] | None) -> str:
+    """A places JSON map with ``deltas`` added; places that fall to zero are dropped."""
+    counts = wire.loads(stored) if stored else {}
+    for key, delta in (deltas or {}).items():
+        counts[key] = counts.get(key, 0) + delta
+    return wire.dumps({key: value for key, value in sorted(counts.items()) if value})
+
+
 def _petition_states(petition_ids: set[int]) -> dict[int, tuple[str, datetime.datetime | None]]:
     """The status and closing time of each existing petition among ``petition_ids``."""
     query = Petition.select(Petition.id, Petition.status, Petition.closes_at).where(
@@ -76,19 +148,51 @@ def _not_open(petition_id: int, status: str) -> ApiError:
     return ApiError(409, "not_open", f"petition {petition_id} is {state}: it takes no signatures")
 
 
+def _sign_with_account(request: SignatureRequest, now: datetime.datetime) -> bool:
+    """Insert an account's validated signature; False when that account or that person already signed."""
+    actor = request.actor
+    assert actor is not None
+    person = (actor.name, canonical_email(actor.email), email_domain(actor.email))
+    place = (request.address, request.country, request.postcode, request.region)
+    row = (request.petition_id, actor.user_id, *person, *place, now, now)
+    return statements.execute(statements.INSERT_SIGNATURE, row).fetchone() is not None
+
+
+def _sign_without_account(request: SignatureRequest, now: datetime.datetime) -> None:
+    """Insert a pending signature and queue its link; a person who signed already is mailed which.
+
+    A person still pending gets a fresh link (the old one stops working);
+    one already counted, or signed from an account, gets a note instead.
+    """
+    assert request.email is not None and request.name is not None and request.change_key is not None
+    person = canonical_email(request.email)
+    place = (request.address, request.country, request.postcode, request.region)
+    row = (request.petition_id, request.name, person, email_domain(request.email), *place)
+    link = (request.token_hash, request.link_expires_at)
+    kind = mail_outbox.SIGN_CONFIRM
+    if statements.execute(statements.INSERT_PENDING_SIGNATURE, (*row, *link, now)).fetchone() is None:
+        found = statements.execute(statements.SIGNATURE_OF_PERSON, (request.petition_id, person)).fetchone()
+        if found is not None and found[1] == signature_states.PENDING and found[2] is None:
+            statements.execute(statements.RENEW_LINK, (*link, found[0]))
+        else:
+            kind = mail_outbox.SIGN_AGAIN
+    mail_outbox.queue_signer_mail(request.change_key, kind, request.petition_id, request.email, request.name)
+
+
 def apply_batch(requests: Sequence[SignatureRequest], milestones: Milestones = Milestones()) -> BatchOutcome:
     """Write a batch of signatures and withdrawals in one transaction; each request gets its own outcome.
 
     A request for a petition that does not exist gets 404, one that takes no
     signatures (closed, rejected, resolved) 409 ``not_open``, a second
-    signature 409 ``already_signed``, a withdrawal of none 409
-    ``not_signed``; the others commit together.  Raises only when the
-    transaction itself fails (then nothing of the batch is written).
-    A count that reached a threshold then records its milestone
-    (``record_milestones``).
+    signature of one account or one person 409 ``already_signed``, a
+    withdrawal of none 409 ``not_signed``; a signature without an account
+    ``PENDING_ANSWER`` (counted once confirmed, ``confirm``); the others
+    commit together.  Raises only when the transaction itself fails (then
+    nothing of the batch is written).  A count that reached a threshold then
+    records its milestone (``record_milestones``).
     """
     outcomes: list[dict | ApiError | int] = []
-    deltas: dict[int, int] = {}
+    folds = CountFolds()
     signers: dict[int, Identity] = {}  # the last signer of each petition: a milestone's actor
     with Petition._meta.database.atomic():
         now = utcnow()
@@ -99,45 +203,98 @@ def apply_batch(requests: Sequence[SignatureRequest], milestones: Milestones = M
                 outcomes.append(ApiError(404, "not_found", f"petition {pid} does not exist"))
             elif not accepts_signatures(*states[pid], now):
                 outcomes.append(_not_open(pid, states[pid][0]))
+            elif request.actor is None:
+                _sign_without_account(request, now)
+                outcomes.append(PENDING_ANSWER)
             elif request.signing:
-                row = statements.execute(statements.INSERT_SIGNATURE, (pid, request.actor.user_id, now))
-                if row.fetchone() is None:
-                    outcomes.append(ApiError(409, "already_signed", "you have already signed this petition"))
-                else:
-                    deltas[pid] = deltas.get(pid, 0) + 1
+                if _sign_with_account(request, now):
+                    folds.add(pid, 1, request.country, request.region)
                     signers[pid] = request.actor
                     outcomes.append(pid)
+                else:
+                    outcomes.append(ApiError(409, "already_signed", "you have already signed this petition"))
             else:
-                row = statements.execute(statements.DELETE_SIGNATURE, (pid, request.actor.user_id))
-                if row.fetchone() is None:
+                row = statements.execute(statements.DELETE_SIGNATURE, (pid, request.actor.user_id)).fetchone()
+                if row is None:
                     outcomes.append(ApiError(409, "not_signed", "you have not signed this petition"))
                 else:
-                    deltas[pid] = deltas.get(pid, 0) - 1
+                    if row[0] == signature_states.COUNTED:
+                        folds.add(pid, -1, row[1], row[2])
                     outcomes.append(pid)
-        counts: list[CountChange] = []
-        due: list[int] = []  # petitions whose count reached a threshold they have no milestone for
-        if deltas:
-            newest_seq = statements.execute(statements.NEWEST_SEQ).fetchone()[0]
-            for pid, delta in sorted(deltas.items()):
-                if delta == 0:
-                    continue
-                fold = (delta, newest_seq, now, pid)
-                count, version, author_id, reached = statements.execute(
-                    statements.FOLD_COUNT, fold
-                ).fetchone()
-                counts.append(CountChange(pid, author_id, count, version))
-                if delta > 0 and _milestones_due(count, reached, milestones):
-                    due.append(pid)
-        petitions = {pid: petition_store.get_petition(pid) for pid in deltas}
+        counts, due = folds.apply(now, milestones)
+        petitions = {pid: petition_store.get_petition(pid) for pid in folds.deltas}
+        for item in outcomes:  # a withdrawal of an uncounted signature changed no count
+            if isinstance(item, int) and item not in petitions:
+                petitions[item] = petition_store.get_petition(item)
     events = []
     for pid in due:
-        try:
-            events += record_milestones(pid, signers[pid], milestones)
-        except Exception:
-            # The signatures are committed whatever happens here; the next batch on this petition tries again.
-            log.exception("could not record the milestones of petition %d", pid)
+        events += _record_milestones_quietly(pid, signers[pid], milestones)
     results = [petitions[item] if isinstance(item, int) else item for item in outcomes]
     return BatchOutcome(results=results, counts=counts, events=events)
+
+
+def _record_milestones_quietly(petition_id: int, actor: Identity, milestones: Milestones) -> list[Event]:
+    try:
+        return record_milestones(petition_id, actor, milestones)
+    except Exception:
+        # The signatures are committed whatever happens here; the next count change tries again.
+        log.exception("could not record the milestones of petition %d", petition_id)
+        return []
+
+
+def link_state(token_hash: str) -> tuple[dict, str] | None:
+    """What a confirmation link stands for, changing nothing: its petition and ``pending`` or ``validated``.
+
+    None for an unknown token, or one whose signature is still pending past its link's life.
+    """
+    found = (
+        Signature.select(Signature.petition, Signature.state, Signature.token_expires_at)
+        .where(Signature.token_hash == token_hash)
+        .tuples()
+        .first()
+    )
+    if found is None:
+        return None
+    petition_id, state, expires_at = found
+    if state == signature_states.PENDING and (expires_at is None or expires_at <= utcnow()):
+        return None
+    return petition_store.get_petition(petition_id), state
+
+
+def confirm(token_hash: str, milestones: Milestones = Milestones()) -> tuple[dict, BatchOutcome]:
+    """Count the pending signature whose link has this token hash: ``{"petition_id", "state": "validated"}``.
+
+    Its own transaction: the state change and the count's fold commit
+    together, so a confirmation answered is a count kept.  A link followed
+    again answers the same and counts nothing; an unknown or expired one is
+    404; a petition that stopped taking signatures meanwhile is 409
+    ``not_open`` (and the signature stays pending).
+    """
+    folds = CountFolds()
+    with Petition._meta.database.atomic():
+        now = utcnow()
+        validated = signature_states.validate(token_hash, now)
+        if validated is None:
+            row = Signature.select(Signature.petition, Signature.state).where(
+                Signature.token_hash == token_hash
+            )
+            found = row.tuples().first()
+            if found is None or found[1] != signature_states.VALIDATED:
+                raise ApiError(404, "not_found", "this confirmation link is unknown or has expired")
+            return {"petition_id": found[0], "state": signature_states.VALIDATED}, BatchOutcome([], [], [])
+        pid, country, region = validated
+        status, closes_at = _petition_states({pid})[pid]
+        if not accepts_signatures(status, closes_at, now):
+            raise _not_open(pid, status)  # rolls the validation back
+        folds.add(pid, 1, country, region)
+        counts, due = folds.apply(now, milestones)
+        petition = petition_store.get_petition(pid) if due else None
+    events = []
+    if petition is not None:
+        author = petition["author"]
+        actor = Identity(author["user_id"], "", author["name"], "citizen", "", now)
+        events = _record_milestones_quietly(pid, actor, milestones)
+    return {"petition_id": pid, "state": signature_states.VALIDATED}, BatchOutcome([], counts, events)
 
 
 def _milestones_due(count: int, reached_json: str, milestones: Milestones) -> list[str]:
@@ -211,22 +368,23 @@ def counts_changed_since(seq: int) -> list[CountChange]:
 
 def _bucket_sql(db: peewee.Database, bucket: str) -> str:
     if isinstance(db, peewee.PostgresqlDatabase):
-        return f"date_trunc('{bucket}', \"created_at\")"
+        return f"date_trunc('{bucket}', \"validated_at\")"
     pattern = {"minute": "%Y-%m-%d %H:%M:00", "hour": "%Y-%m-%d %H:00:00", "day": "%Y-%m-%d 00:00:00"}
-    return f"strftime('{pattern[bucket]}', \"created_at\")"
+    return f"strftime('{pattern[bucket]}', \"validated_at\")"
 
 
 def timeline(petition_id: int, bucket: str) -> list[dict]:
-    """The signature count at the end of each ``bucket`` that saw a signature, oldest first.
+    """The signature count at the end of each ``bucket`` that saw a signature counted, oldest first.
 
-    Counted from the signatures held now (a withdrawn one is gone from
-    every bucket), so the last point is the petition's count.  404 if the
+    Counted from the validated signatures held now, by when each was
+    validated (a withdrawn or invalidated one is gone from every bucket), so
+    the last point is the petition's count.  404 if the
     petition does not exist.
     """
     petition_store.get_petition(petition_id)
     start = _bucket_sql(database_proxy.obj, bucket)
     sql = (
-        f'SELECT {start} AS "at", COUNT(*) FROM "signature" WHERE "petition_id" = ?'
+        f'SELECT {start} AS "at", COUNT(*) FROM "signature" WHERE "petition_id" = ? AND "state" = \'validated\''
         ' GROUP BY "at" ORDER BY "at"'
     )
     total = 0

@@ -33,23 +33,39 @@ INSERT_EVENT = (
 )
 NEWEST_SEQ = 'SELECT "value" FROM "event_counter" WHERE "id" = 1'
 # A signature batch: one statement per request, so each learns its own outcome.
+# An account's signature is validated at once ...
 INSERT_SIGNATURE = (
-    'INSERT INTO "signature" ("petition_id", "user_id", "created_at") VALUES (?, ?, ?)'
-    ' ON CONFLICT DO NOTHING RETURNING "id"'
+    'INSERT INTO "signature" ("petition_id", "user_id", "state", "name", "email", "email_domain", "address",'
+    ' "country", "postcode", "region", "created_at", "validated_at")'
+    " VALUES (?, ?, 'validated', ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING \"id\""
 )
-DELETE_SIGNATURE = 'DELETE FROM "signature" WHERE "petition_id" = ? AND "user_id" = ? RETURNING "id"'
+# ... one without an account waits for its link.
+INSERT_PENDING_SIGNATURE = (
+    'INSERT INTO "signature" ("petition_id", "state", "name", "email", "email_domain", "address",'
+    ' "country", "postcode", "region", "token_hash", "token_expires_at", "created_at")'
+    " VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING \"id\""
+)
+SIGNATURE_OF_PERSON = (
+    'SELECT "id", "state", "user_id" FROM "signature" WHERE "petition_id" = ? AND "email" = ?'
+)
+RENEW_LINK = 'UPDATE "signature" SET "token_hash" = ?, "token_expires_at" = ? WHERE "id" = ?'
+DELETE_SIGNATURE = (
+    'DELETE FROM "signature" WHERE "petition_id" = ? AND "user_id" = ? RETURNING "state", "country", "region"'
+)
 # ... and one per petition the batch changed, however many signatures it holds.
 FOLD_COUNT = (
     'UPDATE "petition" SET "signature_count" = "signature_count" + ?, "count_version" = "count_version" + 1,'
     ' "count_seq" = ?, "count_changed_at" = ? WHERE "id" = ?'
-    ' RETURNING "signature_count", "count_version", "author_id", "milestones"'
+    ' RETURNING "signature_count", "count_version", "author_id", "milestones", "country_counts", "region_counts"'
 )
+# A second one only when the batch signed from somewhere (the row is already locked by FOLD_COUNT).
+FOLD_PLACES = 'UPDATE "petition" SET "country_counts" = ?, "region_counts" = ? WHERE "id" = ?'
 # The columns of petition_store._PETITION_COLUMNS, in the same order.
 PETITION_BY_ID = (
     'SELECT p."id", p."title", p."description", p."category", p."location", p."author_id", u."name",'
     ' p."status", p."signature_count", p."version", p."response", p."submitted_at", p."updated_at",'
-    ' p."closes_at", p."milestones", p."awaiting_response", p."rejection_reason"'
-    ' FROM "petition" AS p JOIN "user" AS u ON u."id" = p."author_id" WHERE p."id" = ?'
+    ' p."closes_at", p."milestones", p."awaiting_response", p."rejection_reason",'
+    ' p."country_counts", p."region_counts" FROM "petition" AS p JOIN "user" AS u ON u."id" = p."author_id" WHERE p."id" = ?'
 )
 
 

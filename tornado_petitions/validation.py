@@ -26,6 +26,9 @@ from . import addresses, wire
 from .errors import ApiError
 from .lifecycle import NOTE_REQUIRED, REJECTION_REASONS, STATUSES
 from .settings import Limits
+from .signers import COUNTRIES
+
+COUNTRY_CODES = tuple(sorted(COUNTRIES))
 
 TRIMMED = " \t\n\r\f\v"
 # TRIMMED as a regex character class, a character that is neither it nor NUL, and any but NUL.
@@ -165,11 +168,24 @@ _EMAIL_DESCRIPTION = (
 )
 
 
+def email_rule(limits: Limits) -> Text:
+    """The one rule for an email address anyone gives us: an account's or a signer's."""
+    return Text(limits.email_max, 3, email=True, description=_EMAIL_DESCRIPTION)
+
+
+def _country(required: bool) -> tuple[Any, Any]:
+    annotation = Annotated[
+        Literal[COUNTRY_CODES],  # type: ignore[valid-type]
+        Field(description="Where the signer lives: an ISO 3166-1 alpha-2 code, upper-case (`GB`)."),
+    ]
+    return (annotation, ...) if required else (annotation | None, None)
+
+
 def _declarations(limits: Limits) -> dict[str, dict[str, Any]]:
     """Every request body: field name -> ``Text`` rule or (annotation, default)."""
     return {
         "Register": {
-            "email": Text(limits.email_max, 3, email=True, description=_EMAIL_DESCRIPTION),
+            "email": email_rule(limits),
             "name": Text(limits.name_max, 1, visible=True),
             "password": Text(limits.password_max, limits.password_min, strip=False, blank=False),
         },
@@ -206,6 +222,19 @@ def _declarations(limits: Limits) -> dict[str, dict[str, Any]]:
                 | None,
                 None,
             ),
+        },
+        "Signature": {
+            "name": Text(limits.name_max, 1, visible=True),
+            "email": email_rule(limits),
+            "country": _country(required=True),
+            "postcode": Text(limits.postcode_max, required=False),
+        },
+        "AccountSignature": {
+            "country": _country(required=False),
+            "postcode": Text(limits.postcode_max, required=False),
+        },
+        "SignatureConfirmation": {
+            "token": Text(128, 1, description="The token of the mailed link, the last part of its path."),
         },
         "MeChange": {
             "email_updates": (
@@ -318,6 +347,8 @@ def _unprocessable(error: pydantic.ValidationError) -> ApiError:
             message = _INTEGER
         elif kind == "text_short" and item["ctx"]["min_len"] == 1:
             message = "must not be blank"
+        elif kind == "literal_error" and name == "country":
+            message = "must be an ISO 3166-1 alpha-2 country code in upper case, such as GB"
         elif kind == "literal_error" and name in _CHOICES:
             message = "must be one of " + ", ".join(_CHOICES[name])
         else:
@@ -343,6 +374,8 @@ def _openapi(schema: Any) -> Any:
         (other,) = [option for option in options if option != {"type": "null"}]
         rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
         schema = {**other, **rest, "nullable": True}
+        if "enum" in schema:  # OpenAPI 3.0.3: an enum allows null only when it lists it
+            schema["enum"] = [*schema["enum"], None]
     return {
         key: _openapi(value)
         for key, value in schema.items()

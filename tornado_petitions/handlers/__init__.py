@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import admin, auth, mail, openapi, page, petitions, sockets, system
+from . import admin, auth, confirm, mail, openapi, page, petitions, sockets, system
 from .routing import Route
 
 # In the router's order: the first route whose pattern matches a path serves it.
@@ -11,6 +11,7 @@ ROUTES: list[Route] = [
     *petitions.routes,
     *admin.routes,
     *mail.routes,
+    *confirm.routes,
     *sockets.routes,
     *system.routes,
     *openapi.routes,

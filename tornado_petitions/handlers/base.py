@@ -22,6 +22,7 @@ from ..rate_limit import Limiter
 from ..redaction import redact_path
 from ..settings import Settings
 from ..signature_batcher import SignatureBatcher
+from ..signers import RegionTable
 from ..token_cache import TokenCache
 
 log = logging.getLogger("tornado_petitions.handlers")
@@ -83,6 +84,11 @@ class ServiceMixin:
     def signatures(self) -> SignatureBatcher:
         """Where signatures go: batched, committed, then answered."""
         return self.application.settings["signatures"]
+
+    @property
+    def regions(self) -> RegionTable:
+        """Postcode prefixes to regions (``--regions-file``; empty without it)."""
+        return self.application.settings["regions"]
 
     @property
     def tokens(self) -> TokenCache:

@@ -91,6 +91,8 @@ class WebPageHandler(ServiceMixin, tornado.web.RequestHandler):
         limits = self.config.limits
         return {
             "user": user,
+            # Signed-out visitors may sign with their email (a confirmation link is mailed).
+            "anonymous_signing": bool(self.config.smtp_url),
             "statuses": list(STATUSES),
             "transitions": {status: list(targets) for status, targets in TRANSITIONS.items()},
             "note_required": sorted(NOTE_REQUIRED),
@@ -107,6 +109,7 @@ class WebPageHandler(ServiceMixin, tornado.web.RequestHandler):
                 "email_max": limits.email_max,
                 "password_min": limits.password_min,
                 "password_max": limits.password_max,
+                "postcode_max": limits.postcode_max,
             },
         }
 
@@ -151,6 +154,7 @@ class PetitionPageHandler(WebPageHandler):
             preview=_preview(petition["description"]),
             page_url=f"{self.config.public_base_url()}/petitions/{petition['petition_id']}",
             uplot_version=UPLOT_VERSION,
+            limits=self.config.limits,
         )
 
     async def head(self, petition_id: str) -> None:

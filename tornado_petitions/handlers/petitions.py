@@ -6,15 +6,18 @@ to the hub only after that call returned, that is, after the commit.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
+from typing import Any
 
-from .. import petition_store, search, signature_store
+from .. import petition_store, search, signature_store, signers
 from ..errors import ApiError
 from ..events import Event
 from ..lifecycle import STATUSES
+from ..models import utcnow
 from ..rate_limit import Rule
 from ..signature_store import BUCKETS, SignatureRequest
-from .base import BaseHandler
+from .base import BaseHandler, ServiceMixin
 from .routing import Route
 
 
@@ -186,21 +189,95 @@ class PetitionStatusHandler(ChangeHandler):
 
 
 class SignaturesHandler(ChangeHandler):
-    """``POST`` signs, ``DELETE`` withdraws the caller's signature on ``/api/petitions/{id}/signatures``."""
+    """``POST`` signs, ``DELETE`` withdraws the caller's signature on ``/api/petitions/{id}/signatures``.
+
+    Signed in, a signature counts at once (201 with the petition); without
+    credentials, and only when mail is on, the body names the signer, who is
+    mailed a link that counts it (202 ``PENDING_ANSWER``).
+    """
 
     async def post(self, petition_id: str) -> None:
+        if self.bearer_token() is None and self.session_token() is None:
+            await self._sign_without_account(int(petition_id))
+            return
         identity = await self.current_identity()
         rates = self.config.rate_limits
         await self.rate_limiter.hit(
             Rule(f"sign:{identity.user_id}", rates.signatures_per_user, rates.window_seconds)
         )
-        petition = await self.signatures.submit(SignatureRequest(identity, int(petition_id), signing=True))
+        place = self._place(self.read_body("AccountSignature")) if self.request.body.strip() else {}
+        request = SignatureRequest(identity, int(petition_id), True, self.client_address(), **place)
+        petition = await self.signatures.submit(request)
         self.write_json(petition, 201)
+
+    async def _sign_without_account(self, petition_id: int) -> None:
+        if not self.config.smtp_url:
+            raise ApiError(
+                401, "sign_in_required", "sign in to sign: this service cannot mail a confirmation"
+            )
+        body = self.read_body("Signature")
+        signers.refuse_disposable(body.email)
+        # Each attempt mails the address: no one makes the service flood a mailbox.
+        rates = self.config.rate_limits
+        person = signers.canonical_email(body.email)
+        await self.rate_limiter.hit(
+            Rule(f"sign-mail:{person}", rates.signature_mails_per_email, rates.window_seconds)
+        )
+        change_key, token_hash = signers.new_confirmation(self.application.mail_key)
+        expires = utcnow() + datetime.timedelta(hours=self.config.link_hours)
+        request = SignatureRequest(
+            None,
+            petition_id,
+            True,
+            self.client_address(),
+            name=body.name,
+            email=body.email,
+            change_key=change_key,
+            token_hash=token_hash,
+            link_expires_at=expires,
+            **self._place(body),
+        )
+        answer = await self.signatures.submit(request)
+        self.application.mail_queued()
+        self.write_json(answer, 202)
+
+    def _place(self, body: Any) -> dict:
+        """Where the signer signs from: country as sent, postcode normalized, region looked up."""
+        postcode = signers.normal_postcode(body.postcode)
+        return {"country": body.country, "postcode": postcode, "region": self.regions.region(postcode)}
 
     async def delete(self, petition_id: str) -> None:
         identity = await self.current_identity()
         petition = await self.signatures.submit(SignatureRequest(identity, int(petition_id), signing=False))
         self.write_json(petition)
+
+
+class ConfirmSignatureHandler(BaseHandler):
+    """``POST /api/signatures/confirm`` {token}: count the signature the mailed link stands for."""
+
+    async def post(self) -> None:
+        body = self.read_body("SignatureConfirmation")
+        self.write_json(await confirm_signature(self, body.token))
+
+
+async def confirm_signature(handler: ServiceMixin, token: str) -> dict:
+    """Confirm by the link's token, publish the count it changed (after commit), and answer.
+
+    Shared by the JSON endpoint and the link's own page.  404 for an unknown
+    or expired token; again for a confirmed one is the same answer, counted once.
+    """
+    answer, outcome = await handler.runner.run(
+        signature_store.confirm,
+        signers.token_hash(token),
+        handler.application.milestones,  # type: ignore[attr-defined]
+    )
+    if outcome.counts:
+        handler.publisher.publish_counts(outcome.counts)
+    for event in outcome.events:
+        handler.publisher.publish(event)
+    if outcome.events and handler.config.smtp_url:
+        handler.application.mail_queued()  # type: ignore[attr-defined]
+    return answer
 
 
 class TimelineHandler(BaseHandler):
@@ -231,4 +308,5 @@ routes = [
         "/api/petitions/{id}/signatures", SignaturesHandler, {"post": "sign", "delete": "withdrawSignature"}
     ),
     Route("/api/petitions/{id}/signatures/timeline", TimelineHandler, {"get": "signatureTimeline"}),
+    Route("/api/signatures/confirm", ConfirmSignatureHandler, {"post": "confirmSignature"}),
 ]

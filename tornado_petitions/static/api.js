@@ -80,6 +80,8 @@ export const api = {
     return request("PATCH", `/api/petitions/${id}/status`, body);
   },
   sign: (id) => request("POST", `/api/petitions/${id}/signatures`),
+  // Signed out: {name, email, country, postcode?}; the answer is 202 {state: "pending", message}.
+  signByEmail: (id, signer) => request("POST", `/api/petitions/${id}/signatures`, signer),
   withdraw: (id) => request("DELETE", `/api/petitions/${id}/signatures`),
 };
 

@@ -67,6 +67,21 @@ function render() {
   setText($("response-title"), reason ? `Rejected: ${REASON_LABELS[reason] || reason.replaceAll("_", " ")}` : "Response");
   renderCount();
   renderSignButton();
+  renderPlaces(petition);
+}
+
+/** The by-country and by-region counts, most first. */
+function renderPlaces(petition) {
+  for (const [listId, counts] of [["by-country", petition.signatures_by_country], ["by-region", petition.signatures_by_region]]) {
+    const list = $(listId);
+    const items = Object.entries(counts || {}).sort((a, b) => b[1] - a[1]).map(([place, count]) => {
+      const item = document.createElement("li");
+      item.dir = "auto";
+      item.textContent = `${place}: ${count}`;
+      return item;
+    });
+    list.replaceChildren(...items);
+  }
 }
 
 function renderCount() {
@@ -205,6 +220,12 @@ async function loadSignature() {
 async function signClicked() {
   const message = $("sign-message");
   showMessage(message, "");
+  if (!state.user && config.anonymous_signing) {
+    const form = $("sign-email-form");
+    form.hidden = false;
+    form.elements.name.focus();
+    return;
+  }
   if (!state.user) {
     const user = await dialog.ask("register", `Sign in or create an account to sign “${state.petition.title}”.`);
     if (!user) {
@@ -215,6 +236,33 @@ async function signClicked() {
   }
   await toggleSignature(state.signed ? "withdraw" : "sign");
   $("sign-button").focus();
+}
+
+async function signInInstead() {
+  $("sign-email-form").hidden = true;
+  const user = await dialog.ask("register", `Sign in or create an account to sign “${state.petition.title}”.`);
+  if (!user) return;
+  signedIn(user);
+  await toggleSignature("sign");
+}
+
+async function signByEmail(event) {
+  event.preventDefault();
+  const form = $("sign-email-form");
+  const message = $("sign-message");
+  const fields = form.elements;
+  const signer = { name: fields.name.value, email: fields.email.value, country: fields.country.value.trim().toUpperCase() };
+  if (fields.postcode.value.trim()) signer.postcode = fields.postcode.value;
+  fields["sign-email-submit"].disabled = true;
+  try {
+    const answer = await api.signByEmail(id, signer);
+    form.hidden = true;
+    showMessage(message, answer.message, "info");
+  } catch (error) {
+    showMessage(message, Object.keys(error.fields).length ? Object.entries(error.fields).map(([name, text]) => `${name} ${text}`).join("; ") : describe(error));
+  } finally {
+    fields["sign-email-submit"].disabled = false;
+  }
 }
 
 async function toggleSignature(action) {
@@ -276,6 +324,8 @@ async function askToSignIn(mode) {
 
 function boot() {
   $("sign-button").addEventListener("click", signClicked);
+  $("sign-email-form").addEventListener("submit", signByEmail);
+  $("sign-in-instead").addEventListener("click", signInInstead);
   $("sign-out").addEventListener("click", async () => {
     const problem = await signOutOnServer();
     signedOut(problem);
