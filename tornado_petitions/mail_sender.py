@@ -158,8 +158,11 @@ class MailSender:
             self._retry_at = None  # this claim came after the put-off rows fell due
         if not rows:
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that arrives
+            # as the event is set (CPython gh-86296), and stop() then waited for ever.
             try:
-                await asyncio.wait_for(self._wake.wait(), self._idle_wait())
+                async with asyncio.timeout(self._idle_wait()):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             return
