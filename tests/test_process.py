@@ -219,3 +219,27 @@ def test_serve_refuses_a_mail_setting_it_cannot_use_in_one_line(tmp_path):
     assert (
         result.stderr.strip().splitlines()[-1].startswith("python -m tornado_petitions: error: --mail-from")
     )
+
+
+def test_serve_refuses_a_regions_file_it_cannot_read_in_one_line(tmp_path):
+    """A --regions-file that is missing or has a bad row stops ``serve``: exit 2 and one line naming it."""
+    bad = tmp_path / "regions.csv"
+    bad.write_text("postcode_prefix,region\nSW1,London,extra\n")
+    for path in (bad, tmp_path / "missing.csv"):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tornado_petitions",
+                "serve",
+                "--port=0",
+                f"--db=sqlite:///{tmp_path / 'refused.db'}",
+                f"--regions-file={path}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        assert "--regions-file" in result.stderr.strip().splitlines()[-1]

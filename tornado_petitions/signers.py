@@ -16,6 +16,7 @@ from disposable_email_domains import blocklist as _DISPOSABLE_DOMAINS
 
 from . import addresses
 from .errors import ApiError
+from .settings import SettingsError
 
 # The domains whose mailboxes ignore dots in the local part and answer to both names.
 _GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
@@ -85,16 +86,20 @@ class RegionTable:
     def from_csv(cls, path: str) -> RegionTable:
         """Read ``postcode_prefix,region`` rows; a header row naming ``postcode_prefix`` is skipped.
 
-        Raises ``ValueError`` naming the line of a row without two fields.
+        Raises ``SettingsError`` (``serve`` exits 2 saying why) for a file it cannot read or a
+        row without two fields, naming the line.
         """
         prefixes: dict[str, str] = {}
-        with open(path, newline="", encoding="utf-8") as source:
-            for line, row in enumerate(csv.reader(source), start=1):
-                if not row or (line == 1 and row[0].strip().lower() == "postcode_prefix"):
-                    continue
-                if len(row) != 2 or not row[0].strip() or not row[1].strip():
-                    raise ValueError(f"{path}:{line}: expected postcode_prefix,region")
-                prefixes[row[0]] = row[1].strip()
+        try:
+            with open(path, newline="", encoding="utf-8") as source:
+                for line, row in enumerate(csv.reader(source), start=1):
+                    if not row or (line == 1 and row[0].strip().lower() == "postcode_prefix"):
+                        continue
+                    if len(row) != 2 or not row[0].strip() or not row[1].strip():
+                        raise SettingsError(f"--regions-file {path}:{line}: expected postcode_prefix,region")
+                    prefixes[row[0]] = row[1].strip()
+        except (OSError, UnicodeDecodeError, csv.Error) as error:
+            raise SettingsError(f"--regions-file {path}: {error}") from None
         return cls(prefixes)
 
     def region(self, postcode: str | None) -> str | None:
