@@ -73,5 +73,10 @@ def require(role: str, permission: Permission) -> None:
 
 
 def permissions_of(role: str) -> list[str]:
-    """The names of ``role``'s permissions (``GET /api/me`` shows them, so the page adapts)."""
+    """The names of ``role``'s permissions, as ``GET /api/me`` and the page's config show them."""
     return sorted(permission.name.lower() for permission in GRANTS.get(role, frozenset()))
+
+
+def permissions_by_role() -> dict[str, list[str]]:
+    """Each role's ``permissions_of``: the web page shows only what the signed-in role may do."""
+    return {role: permissions_of(role) for role in ROLES}
