@@ -6,6 +6,7 @@ real WebSocket clients.
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 import sys
 
@@ -13,8 +14,10 @@ import pytest
 
 from tests.conftest import read_json
 from tests.test_sockets import handshake
-from tornado_petitions.models import User
+from tornado_petitions.accounts import Identity
+from tornado_petitions.models import User, utcnow
 from tornado_petitions.roles import GRANTS, ROLES, Permission, allows
+from tornado_petitions.token_cache import TokenCache
 
 
 async def set_role(api, admin: dict, user: dict, role: str):
@@ -213,3 +216,24 @@ def test_create_user_takes_a_role_and_admin_stays_its_short_form(tmp_path, db_ur
     assert "created citizen c@example.org" in create("c@example.org").stdout
     refused = create("x@example.org", "--role", "owner")
     assert refused.returncode == 2 and "invalid choice: 'owner'" in refused.stderr
+
+
+def test_an_identity_read_before_a_role_change_is_not_cached_after_it():
+    """A request that read the old role while the change committed must not put it back in the cache."""
+    cache = TokenCache(lambda: True)
+    identity = Identity(
+        user_id=7,
+        email="ann@example.org",
+        name="Ann",
+        role="moderator",
+        token_hash="ab" * 32,
+        expires_at=utcnow() + datetime.timedelta(hours=1),
+    )
+    generation = cache.generation  # the request starts reading the token's row
+    cache.evict_user(7)  # meanwhile a role change commits and evicts the user's tokens
+    cache.put(identity, generation)
+    assert cache.get(identity.token_hash) is None
+    cache.put(identity, cache.generation)  # a read after the change is cached
+    assert cache.get(identity.token_hash) == identity
+    cache.evict_user(7)
+    assert cache.get(identity.token_hash) is None
