@@ -200,8 +200,9 @@ async def test_admins_list_users_with_emails_by_name_or_email_in_pages(api, make
     assert (await api.get("/api/admin/users?q=_", admin["token"])).body["users"] == []
     every = await api.get("/api/admin/users", admin["token"])
     assert len(every.body["users"]) == 7 and every.body["next_cursor"] is None
-    bad = await api.get("/api/admin/users?cursor=x&limit=0", admin["token"])
-    assert bad.status == 422 and set(bad.body["error"]["fields"]) == {"cursor", "limit"}
+    bad = await api.get("/api/admin/users?cursor=x&limit=0&qq=Person", admin["token"])
+    assert bad.status == 422 and set(bad.body["error"]["fields"]) == {"cursor", "limit", "qq"}
+    assert bad.body["error"]["fields"]["qq"] == "is not a parameter of this route"
 
 
 @pytest.mark.parametrize("db_backend", ["sqlite"])

@@ -1,4 +1,4 @@
-"""Reading a list route's query string: each parameter at most once, 422 naming every bad one."""
+"""Reading a list route's query string: each parameter at most once, none unknown, 422 naming every bad one."""
 
 from __future__ import annotations
 
@@ -17,8 +17,10 @@ class QueryReader:
     def __init__(self, handler: tornado.web.RequestHandler) -> None:
         self.handler = handler
         self.errors: dict[str, str] = {}
+        self.known: set[str] = set()
 
     def _raw(self, name: str) -> str | None:
+        self.known.add(name)
         if len(self.handler.get_query_arguments(name, strip=False)) > 1:
             self.errors[name] = "must be given at most once"
             return None
@@ -53,7 +55,14 @@ class QueryReader:
         return (raw or "").strip() or None
 
     def check(self) -> None:
-        """Raise 422 ``invalid_fields`` naming each bad parameter, if any."""
+        """Raise 422 ``invalid_fields`` naming each bad parameter, if any.
+
+        A parameter the route does not take is one: a misspelt filter
+        (``?actr=3``) would otherwise answer the unfiltered list.
+        """
+        for name in self.handler.request.query_arguments:
+            if name not in self.known:
+                self.errors[name[:50]] = "is not a parameter of this route"
         if self.errors:
             names = ", ".join(sorted(self.errors))
             raise ApiError(422, "invalid_fields", f"invalid query: {names}", fields=self.errors)
