@@ -4,7 +4,7 @@
 // the signed-in role's permissions, as the page config carries them.
 
 import { api } from "api.js";
-import { describe, formatTime, setText, showMessage } from "render.js";
+import { describe, formatTime, setParts, showMessage, userText } from "render.js";
 import { can, config } from "session.js";
 
 const $ = (id) => document.getElementById(id);
@@ -39,8 +39,7 @@ export function peopleView({ notice }) {
     row.dataset.userId = String(user.user_id);
     const who = document.createElement("span");
     who.className = "person-who";
-    setText(who, `${user.name} <${user.email}>`);
-    who.dir = "auto";
+    setParts(who, [userText(user.name), " <", userText(user.email), ">"]);
     const select = document.createElement("select");
     select.setAttribute("aria-label", `Role of ${user.name}`);
     for (const role of config.roles) select.add(new Option(ROLE_LABELS[role] || role, role, false, role === user.role));
@@ -93,10 +92,11 @@ export function peopleView({ notice }) {
     const details = entry.details || {};
     const change = details.from !== undefined ? ` ${details.from} → ${details.to}` : "";
     const reason = details.reason ? ` (${details.reason.replaceAll("_", " ")})` : "";
-    const text = `${formatTime(entry.at)} · ${entry.actor.name} · ${entry.action.replaceAll("_", " ")} ` +
-      `${entry.target.type} #${entry.target.id}${change}${reason} · from ${entry.address}`;
-    setText(row, text);
-    row.dir = "auto";
+    setParts(row, [
+      `${formatTime(entry.at)} · `, userText(entry.actor.name),
+      ` · ${entry.action.replaceAll("_", " ")} ${entry.target.type} #${entry.target.id}${change}${reason}`,
+      ` · from ${entry.address}`,
+    ]);
     return row;
   }
 
