@@ -314,6 +314,20 @@ def make_admin(app):
 
 
 @pytest.fixture
+def make_user(app):
+    """An account of a role made directly (as ``create-user --role`` does), signed in."""
+    from tornado_petitions import accounts
+
+    def create(role: str, email: str | None = None, name: str | None = None) -> dict:
+        email = email or f"{role}@example.org"
+        user = accounts.create_user(email, name or role.title(), accounts.hash_password("a password"), role)
+        token = accounts.issue_token(user, app.config.token_ttl_seconds)
+        return {"user": user.to_dict(), "token": token}
+
+    return create
+
+
+@pytest.fixture
 def make_citizens(app):
     """Create ``n`` signed-in citizens directly (one password hash for all): signers for a storm."""
     from tornado_petitions import accounts

@@ -117,10 +117,13 @@ class LiveServer:
         """Everything the process wrote to stderr and stdout so far."""
         return self.log_path.read_text(errors="replace")
 
-    def create_user(self, email: str, password: str, name: str = "Admin", admin: bool = False) -> None:
-        """``create-user`` from the shell, the password on stdin as an operator would."""
+    def create_user(
+        self, email: str, password: str, name: str = "Admin", admin: bool = False, role: str | None = None
+    ) -> None:
+        """``create-user`` from the shell, the password on stdin as an operator would (``--admin`` or ``--role``)."""
         command = [sys.executable, "-m", "tornado_petitions", "create-user", "--email", email, "--name", name]
         command += ["--db", self.db_url] + (["--admin"] if admin else [])
+        command += ["--role", role] if role else []
         done = subprocess.run(command, input=password + "\n", text=True, capture_output=True, env=self.env)
         assert done.returncode == 0, done.stderr
 

@@ -17,6 +17,8 @@ import urllib.request
 
 import schemathesis
 
+from tests.schemathesis_cases import leaves_out_authorization
+
 
 def sign_in() -> str:
     body = {"email": os.environ["PETITIONS_ADMIN_EMAIL"], "password": os.environ["PETITIONS_ADMIN_PASSWORD"]}
@@ -37,6 +39,8 @@ class AdminToken:
         return sign_in()
 
     def set(self, case, data: str, context) -> None:
+        if leaves_out_authorization(case):
+            return
         token = sign_in() if case.operation.path == "/api/auth/logout" else data
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
 

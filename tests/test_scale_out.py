@@ -612,3 +612,33 @@ async def test_a_milestone_crossed_through_both_processes_is_written_once(cluste
     _, now = await cluster.call(a, "GET", f"/api/petitions/{pid}")
     assert now["signature_count"] == 40 and now["awaiting_response"] is True
     assert [m["milestone"] for m in now["milestones"]] == ["response"]
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_role_change_on_a_applies_on_b_at_once_and_closes_its_office_socket_4403(cluster):
+    a, b = cluster.start("a", "b")
+    a.create_user("ada@example.org", "admin password", name="Ada", admin=True)
+    a.create_user("mo@example.org", "moderator password", name="Mo", role="moderator")
+
+    async def login(process, email: str, password: str) -> dict:
+        status, body = await cluster.call(
+            process, "POST", "/api/auth/login", {"email": email, "password": password}
+        )
+        assert status == 200, body
+        return body
+
+    ada = await login(a, "ada@example.org", "admin password")
+    mo = await login(b, "mo@example.org", "moderator password")
+    office = await cluster.connect(b, "/ws/admin", mo["token"])
+    await hello_seq(office)
+    assert (await cluster.call(b, "GET", "/api/admin/queues", token=mo["token"]))[0] == 200  # B caches it
+
+    path = f"/api/admin/users/{mo['user']['user_id']}"
+    status, body = await cluster.call(a, "PATCH", path, {"role": "citizen"}, ada["token"])
+    assert status == 200 and body["role"] == "citizen"
+    assert await read_json(office) is None
+    assert office.close_code == 4403
+    # Closed by the announcement that also evicted B's cached token: its role is read afresh.
+    status, body = await cluster.call(b, "GET", "/api/admin/queues", token=mo["token"])
+    assert status == 403 and body["error"]["code"] == "forbidden"
+    assert (await cluster.call(b, "GET", "/api/me", token=mo["token"]))[1]["role"] == "citizen"

@@ -95,10 +95,6 @@ class Identity:
     token_hash: str
     expires_at: datetime.datetime
 
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
     def to_dict(self) -> dict:
         return {"user_id": self.user_id, "email": self.email, "name": self.name, "role": self.role}
 

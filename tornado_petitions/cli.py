@@ -18,6 +18,7 @@ import sys
 from . import __version__, accounts, addresses, event_log, redaction, validation
 from .errors import ApiError
 from .models import bind_database, close_database, open_database
+from .roles import ROLES
 from .settings import (
     DeclaredSetting,
     Settings,
@@ -89,7 +90,16 @@ def build_parser(prog: str = "tornado-petitions") -> argparse.ArgumentParser:
     create = commands.add_parser("create-user", help="create an account; the password is read from stdin")
     create.add_argument("--email", required=True)
     create.add_argument("--name", required=True)
-    create.add_argument("--admin", action="store_true", help="make the account an admin")
+    role = create.add_mutually_exclusive_group()
+    role.add_argument("--role", choices=ROLES, default="citizen", help="the account's role")
+    role.add_argument(
+        "--admin",
+        dest="role",
+        action="store_const",
+        const="admin",
+        default="citizen",
+        help="short for --role admin",
+    )
     _add_db(create)
 
     prune = commands.add_parser("prune-events", help="delete old events from the log")
@@ -137,9 +147,7 @@ def create_user(args: argparse.Namespace) -> int:
     db = open_database(args.db_url)
     bind_database(db)
     try:
-        user = accounts.create_user(
-            email, args.name, accounts.hash_password(password), "admin" if args.admin else "citizen"
-        )
+        user = accounts.create_user(email, args.name, accounts.hash_password(password), args.role)
     except ApiError as error:
         print(error.message, file=sys.stderr)
         return 1

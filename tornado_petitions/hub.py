@@ -23,6 +23,7 @@ from . import messages
 from .counts import CountChange, CountConflator
 from .events import Event
 from .frames import encode_frame
+from .roles import Permission, allows
 from .subscription import (
     BoundsLoader,
     CatchUp,
@@ -44,6 +45,7 @@ CLOSE_SERVER_ERROR = 1011
 CLOSE_HEARTBEAT_TIMEOUT = 4000
 CLOSE_TOO_SLOW = 4008
 CLOSE_TOKEN_INVALID = 4401
+CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_MANY_SOCKETS = 4429
 
 # How long an out-of-order event waits for the seqs before it before the
@@ -59,6 +61,7 @@ class HubSocket(Protocol):
     user_id: int | None  # None: a public-feed socket without an account
     address: str  # the client address (forwarded one with --xheaders)
     token_hash: str | None
+    permission: Permission | None  # what its user's role must hold to keep it open (None: nothing)
     expires_at_epoch: float
     last_sent_seq: int
     pending: HeldFrames | None  # set by the hub while the socket replays
@@ -197,6 +200,12 @@ class SocketHub:
         for sock in list(self._all_sockets()):
             if sock.token_hash is not None and sock.token_hash == token_hash:
                 sock.close(CLOSE_TOKEN_INVALID, "token revoked")
+
+    def role_changed(self, user_id: int, role: str) -> None:
+        """Close, with 4403, the user's sockets on channels their new ``role`` may not open."""
+        for sock in list(self._by_owner.get(user_id, ())):
+            if sock.permission is not None and not allows(role, sock.permission):
+                sock.close(CLOSE_FORBIDDEN, "your role no longer allows this channel")
 
     # -- membership ---------------------------------------------------------
 

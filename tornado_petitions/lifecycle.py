@@ -37,6 +37,8 @@ REJECTION_REASONS = (
     "other",
 )
 DEFAULT_REJECTION_REASON = "other"
+# Rejections for these reasons hide the petition from everyone but its author and the office.
+HIDING_REASONS = frozenset({"offensive", "fake"})
 
 # The thresholds a petition's count may cross, in the order they are reached.
 MILESTONES = ("response", "debate")

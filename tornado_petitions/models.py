@@ -230,6 +230,27 @@ class MailOutbox(BaseModel):
         )
 
 
+class AuditEntry(BaseModel):
+    """One moderator's or admin's action, append-only (``audit.py``; triggers refuse UPDATE and DELETE).
+
+    The actor's name and the target are copied in, so an entry reads as it
+    did when written; ``prune-events`` never touches this table.
+    """
+
+    actor_id = peewee.IntegerField()
+    actor_name = peewee.CharField(max_length=100)
+    action = peewee.CharField(max_length=32)
+    target_type = peewee.CharField(max_length=16)  # petition | user | invalidation
+    target_id = peewee.BigIntegerField()
+    details = peewee.TextField(default="{}")  # JSON object
+    address = peewee.CharField(max_length=64)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        # The filters of GET /api/admin/audit, newest first.
+        indexes = ((("actor_id", "id"), False), (("action", "id"), False))
+
+
 class ServiceSecret(BaseModel):
     """Keys the service generates once and every process shares (the unsubscribe-link key)."""
 
@@ -247,6 +268,7 @@ MODELS = [
     PetitionEvent,
     MailOutbox,
     ServiceSecret,
+    AuditEntry,
 ]
 
 
@@ -295,6 +317,7 @@ def bind_database(db: peewee.Database) -> None:
         for model in MODELS:
             model._schema.create_indexes(safe=True)
         search.install(db)
+        _protect_audit_log(db)
         if not SchemaVersion.select().exists():
             SchemaVersion.create(version=SCHEMA_VERSION)
         SchemaVersion.update(version=SCHEMA_VERSION).execute()
@@ -372,6 +395,27 @@ def _migrate_to_4(db: peewee.Database) -> None:
         Signature.update(email=person, email_domain=email_domain(address)).where(
             Signature.id == signature_id
         ).execute()
+
+
+def _protect_audit_log(db: peewee.Database) -> None:
+    """Triggers that refuse any UPDATE or DELETE of audit entries, whoever connects."""
+    table = AuditEntry._meta.table_name
+    message = "the audit log is append-only"
+    if isinstance(db, peewee.PostgresqlDatabase):
+        db.execute_sql(
+            f"CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN RAISE EXCEPTION '{message}'; END $$"
+        )
+        db.execute_sql(
+            f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()"
+        )
+        return
+    for operation in ("UPDATE", "DELETE"):
+        db.execute_sql(
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{operation.lower()} BEFORE {operation} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{message}'); END"
+        )
 
 
 def close_database(db: peewee.Database) -> None:

@@ -17,8 +17,10 @@ import functools
 from typing import Any
 
 from . import wire
+from .audit import ACTIONS, TARGET_TYPES
 from .events import KINDS
 from .lifecycle import MILESTONES, REJECTION_REASONS, STATUSES, TRANSITIONS
+from .roles import ROLES, Permission
 from .search import SIMILAR_LIMIT, SORTS, TRENDING_HOURS
 from .settings import Settings
 from .signature_store import BUCKETS
@@ -71,7 +73,8 @@ _ERRORS = {
         "No token, or an unknown, revoked or expired one (`unauthorized`, `invalid_token`, `token_expired`)."
     ),
     "403": _error(
-        "Not allowed: an admin operation by a citizen (`forbidden`), a cookie-authenticated "
+        "Not allowed: the caller's role may not do this (`forbidden`: moderators act on petitions, "
+        "admins also on people and the audit log), a cookie-authenticated "
         "request without the XSRF token (`xsrf_failed`: echo the `_xsrf` cookie in `X-XSRFToken`, "
         "or send `Authorization: Bearer`), or a cookie-authenticated write from a browser on "
         "another site (`cross_site_write`, by `Origin` or `Sec-Fetch-Site`)."
@@ -137,7 +140,7 @@ def _schemas(settings: Settings) -> dict:
                 "user_id": {"type": "integer", "minimum": 1},
                 "email": {"type": "string"},
                 "name": {"type": "string"},
-                "role": {"type": "string", "enum": ["citizen", "admin"]},
+                "role": {"type": "string", "enum": list(ROLES)},
             }
         ),
         "Me": _object(
@@ -145,10 +148,57 @@ def _schemas(settings: Settings) -> dict:
                 "user_id": {"type": "integer", "minimum": 1},
                 "email": {"type": "string"},
                 "name": {"type": "string"},
-                "role": {"type": "string", "enum": ["citizen", "admin"]},
+                "role": {"type": "string", "enum": list(ROLES)},
                 "email_updates": {
                     "type": "boolean",
                     "description": "Whether mail about your petitions and signatures reaches you.",
+                },
+                "permissions": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": sorted(p.name.lower() for p in Permission)},
+                    "description": "What your role allows beyond a citizen's (the page shows only these).",
+                },
+            }
+        ),
+        "UserPage": _object(
+            {
+                "users": {"type": "array", "items": _ref("User")},
+                "next_cursor": {
+                    "type": "integer",
+                    "nullable": True,
+                    "description": "Pass as `cursor` for the next page; null on the last page.",
+                },
+            }
+        ),
+        "AuditEntry": _object(
+            {
+                "entry_id": {"type": "integer", "minimum": 1},
+                "at": {"type": "string", "format": "date-time"},
+                "actor": _ref("Person"),
+                "action": {"type": "string", "enum": list(ACTIONS)},
+                "target": _object(
+                    {"type": {"type": "string", "enum": list(TARGET_TYPES)}, "id": {"type": "integer"}}
+                ),
+                "details": {
+                    "type": "object",
+                    "description": (
+                        "What changed: `from`, `to`, `note`, `version` (and `reason` on a rejection) "
+                        "for a status change or hide; `from`, `to` for a role change."
+                    ),
+                },
+                "address": {
+                    "type": "string",
+                    "description": "The client address (the forwarded one with `--xheaders`).",
+                },
+            }
+        ),
+        "AuditPage": _object(
+            {
+                "entries": {"type": "array", "items": _ref("AuditEntry")},
+                "next_cursor": {
+                    "type": "integer",
+                    "nullable": True,
+                    "description": "Pass as `cursor` for the next page; null on the last page.",
                 },
             }
         ),
@@ -365,7 +415,15 @@ def _operations(settings: Settings) -> list[dict]:
     public: list = []
     body = {
         name: {"required": True, "content": _json(_ref(name))}
-        for name in ("Register", "Login", "NewPetition", "StatusChange", "MeChange", "SignatureConfirmation")
+        for name in (
+            "Register",
+            "Login",
+            "NewPetition",
+            "StatusChange",
+            "MeChange",
+            "SignatureConfirmation",
+            "RoleChange",
+        )
     }
     petition = {"description": "The petition as it stands now.", "content": _json(_ref("Petition"))}
     lifecycle = "; ".join(f"{origin} -> {', '.join(targets)}" for origin, targets in TRANSITIONS.items())
@@ -440,10 +498,78 @@ def _operations(settings: Settings) -> list[dict]:
         {
             "operationId": "adminQueues",
             "tags": ["office"],
-            "summary": "What the office must act on (admins)",
+            "summary": "What the office must act on (moderators and admins)",
             "responses": {
                 "200": {"description": "The three queues.", "content": _json(_ref("Queues"))},
                 **_errors("401", "403"),
+            },
+        },
+        {
+            "operationId": "listUsers",
+            "tags": ["office"],
+            "summary": "The accounts, newest first, with their emails (admins)",
+            "parameters": [
+                _query("q", {"type": "string", "maxLength": 200}, "Part of a name or email, any case."),
+                _query(
+                    "cursor",
+                    {"type": "integer", "minimum": 1, "maximum": _MAX_FILTER},
+                    "From a `next_cursor`.",
+                ),
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": limits.page_size_max},
+                    "Page size.",
+                ),
+            ],
+            "responses": {
+                "200": {"description": "One page of accounts.", "content": _json(_ref("UserPage"))},
+                **_errors("401", "403", "422"),
+            },
+        },
+        {
+            "operationId": "changeRole",
+            "tags": ["office"],
+            "summary": "Change a user's role (admins)",
+            "description": (
+                "Applies at once, to the user's tokens already issued too, in every process; their "
+                "sockets the new role may not hold (`/ws/admin`) close with 4403. Written to the audit "
+                "log (`role_change`) unless the role is unchanged."
+            ),
+            "requestBody": body["RoleChange"],
+            "responses": {
+                "200": {"description": "The user with the new role.", "content": _json(_ref("User"))},
+                **_errors("400", "401", "403"),
+                "404": _error("No such user (`not_found`)."),
+                "409": _error("It would leave no admin (`last_admin`)."),
+                **_errors("413", "422"),
+            },
+        },
+        {
+            "operationId": "auditLog",
+            "tags": ["office"],
+            "summary": "What moderators and admins did, newest first (admins)",
+            "description": "Append-only; `prune-events` never touches it.",
+            "parameters": [
+                _query(
+                    "actor",
+                    {"type": "integer", "minimum": 1, "maximum": _MAX_FILTER},
+                    "A user id: their actions only.",
+                ),
+                _query("action", {"type": "string", "enum": list(ACTIONS)}, "One kind of action only."),
+                _query(
+                    "cursor",
+                    {"type": "integer", "minimum": 1, "maximum": _MAX_FILTER},
+                    "From a `next_cursor`.",
+                ),
+                _query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": limits.page_size_max},
+                    "Page size.",
+                ),
+            ],
+            "responses": {
+                "200": {"description": "One page of entries.", "content": _json(_ref("AuditPage"))},
+                **_errors("401", "403", "422"),
             },
         },
         {
@@ -603,10 +729,11 @@ def _operations(settings: Settings) -> list[dict]:
         {
             "operationId": "changeStatus",
             "tags": ["petitions"],
-            "summary": "Move a petition along its lifecycle (admins)",
+            "summary": "Move a petition along its lifecycle (moderators and admins)",
             "description": (
                 f"Allowed moves: {lifecycle}. Moving to `rejected` needs a note, and takes a `reason` "
-                "(default `other`). A note clears `awaiting_response`."
+                "(default `other`). A note clears `awaiting_response`. Written to the audit log "
+                "(`status_change`, or `hide` for a rejection as `offensive` or `fake`)."
             ),
             "requestBody": body["StatusChange"],
             "responses": {

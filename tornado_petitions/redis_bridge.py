@@ -34,6 +34,9 @@ from .token_cache import TokenCache
 
 log = logging.getLogger("tornado_petitions.redis")
 
+# Prefix of a role change on the revocations channel (a token hash is 64 hex digits, never this).
+_ROLE_CHANGE = "role:"
+
 
 class RedisBridge:
     """Publishes this process's committed events to Redis and feeds the hub what Redis carries.
@@ -60,7 +63,9 @@ class RedisBridge:
         # Evicted on every logout announced here; cleared when the subscription (re)starts.
         self.tokens = tokens if tokens is not None else TokenCache(lambda: False)
         self.channel = f"{channel_prefix}:events"
-        # Token hashes revoked by a logout, so every process closes their sockets (4401).
+        # Token hashes revoked by a logout, so every process closes their sockets (4401), and
+        # role changes ("role:<user_id>:<role>"), so every process forgets the user's cached
+        # tokens and closes the sockets the new role may not hold (4403).
         self.revocations = f"{channel_prefix}:revoked"
         # Signature counts after each committed batch, for every process's conflator.
         self.counts = f"{channel_prefix}:counts"
@@ -148,6 +153,11 @@ class RedisBridge:
         self.hub.close_token(token_hash)
         self._queue(self.revocations, token_hash)
 
+    def role_changed(self, user_id: int, role: str) -> None:
+        """Apply a committed role change to this process's sockets now, and have every other process do so."""
+        self.hub.role_changed(user_id, role)
+        self._queue(self.revocations, f"{_ROLE_CHANGE}{user_id}:{role}")
+
     def _queue(self, channel: str, message: str) -> None:
         self._outbox.append((channel, message))
         if len(self._outbox) > self.outbox_limit:
@@ -202,9 +212,7 @@ class RedisBridge:
                     elif kind == "message" and message["channel"] == counts_channel:
                         self._receive_counts(message["data"])
                     elif kind == "message":
-                        token_hash = message["data"].decode(errors="replace")
-                        self.tokens.evict(token_hash)
-                        self.hub.close_token(token_hash)
+                        self._receive_revocation(message["data"].decode(errors="replace"))
                     elif kind == "subscribe" and is_events:
                         # Subscribed from here on: what was published before is in the log.
                         # Logouts published while we were away were missed: forget every cached token.
@@ -235,6 +243,19 @@ class RedisBridge:
             log.warning("ignoring a malformed message on %s: %s", self.channel, error)
             return
         self.hub.publish(event)
+
+    def _receive_revocation(self, data: str) -> None:
+        """A logout (a token hash) or a role change (``role:<user_id>:<role>``) in another process."""
+        if not data.startswith(_ROLE_CHANGE):
+            self.tokens.evict(data)
+            self.hub.close_token(data)
+            return
+        user_id, _, role = data[len(_ROLE_CHANGE) :].partition(":")
+        if not user_id.isdigit():
+            log.warning("ignoring a malformed role change on %s: %r", self.revocations, data)
+            return
+        self.tokens.evict_user(int(user_id))
+        self.hub.role_changed(int(user_id), role)
 
     def _receive_counts(self, data: bytes) -> None:
         try:

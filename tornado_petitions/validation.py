@@ -25,6 +25,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from . import addresses, wire
 from .errors import ApiError
 from .lifecycle import NOTE_REQUIRED, REJECTION_REASONS, STATUSES
+from .roles import ROLES
 from .settings import Limits
 from .signers import COUNTRIES
 
@@ -236,6 +237,14 @@ def _declarations(limits: Limits) -> dict[str, dict[str, Any]]:
         "SignatureConfirmation": {
             "token": Text(128, 1, description="The token of the mailed link, the last part of its path."),
         },
+        "RoleChange": {
+            "role": (
+                Annotated[
+                    Literal[ROLES], Field(description="Applies at once, to tokens already issued too.")
+                ],  # type: ignore[valid-type]
+                ...,
+            ),
+        },
         "MeChange": {
             "email_updates": (
                 Annotated[bool, Field(description="`false` stops every mail to you; `true` resumes it.")],
@@ -330,7 +339,7 @@ _MESSAGES = {
 }
 _INTEGER = f"must be an integer from 1 to {MAX_VERSION}"
 # The fields that take one of a list, and the list.
-_CHOICES = {"status": STATUSES, "reason": REJECTION_REASONS}
+_CHOICES = {"status": STATUSES, "reason": REJECTION_REASONS, "role": ROLES}
 
 
 def _unprocessable(error: pydantic.ValidationError) -> ApiError:

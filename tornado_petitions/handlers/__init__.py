@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import admin, auth, confirm, mail, openapi, page, petitions, sockets, system
+from . import admin, audit, auth, confirm, mail, openapi, page, people, petitions, sockets, system
 from .routing import Route
 
 # In the router's order: the first route whose pattern matches a path serves it.
@@ -10,6 +10,8 @@ ROUTES: list[Route] = [
     *auth.routes,
     *petitions.routes,
     *admin.routes,
+    *people.routes,
+    *audit.routes,
     *mail.routes,
     *confirm.routes,
     *sockets.routes,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import accounts, addresses, mail_outbox
+from .. import accounts, addresses, mail_outbox, roles
 from ..errors import ApiError
 from ..rate_limit import Rule
 from .base import SESSION_COOKIE, BaseHandler
@@ -107,6 +107,7 @@ class MeHandler(BaseHandler):
 
     async def _write_me(self, identity) -> None:
         me = identity.to_dict()
+        me["permissions"] = roles.permissions_of(identity.role)
         me["email_updates"] = await self.runner.run(mail_outbox.email_updates, identity.user_id)
         self.write_json(me)
 

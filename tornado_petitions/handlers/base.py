@@ -11,8 +11,9 @@ from urllib.parse import urlparse
 
 import tornado.web
 
-from .. import accounts, validation, wire
+from .. import accounts, roles, validation, wire
 from ..accounts import Identity
+from ..audit import Actor
 from ..db_runner import DatabaseRunner
 from ..errors import ApiError
 from ..hub import SocketHub
@@ -20,6 +21,7 @@ from ..metrics import ServiceMetrics
 from ..publisher import Publisher
 from ..rate_limit import Limiter
 from ..redaction import redact_path
+from ..roles import Permission
 from ..settings import Settings
 from ..signature_batcher import SignatureBatcher
 from ..signers import RegionTable
@@ -126,8 +128,9 @@ class ServiceMixin:
         token_hash = accounts.hash_token(token)
         identity = self.tokens.get(token_hash)
         if identity is None:
+            generation = self.tokens.generation
             identity = await self.runner.run(accounts.identify, token_hash)
-            self.tokens.put(identity)
+            self.tokens.put(identity, generation)
         self.identity = identity
         return identity
 
@@ -277,12 +280,15 @@ class BaseHandler(ServiceMixin, tornado.web.RequestHandler):
             return self.identity
         return await self.authenticate(self.bearer_token() or self.session_token())
 
-    async def require_admin(self) -> Identity:
-        """The signed-in caller if an admin; 401 or 403 otherwise."""
+    async def require(self, permission: Permission) -> Identity:
+        """The signed-in caller if their role holds ``permission`` (``roles.GRANTS``); 401 or 403 otherwise."""
         identity = await self.current_identity()
-        if not identity.is_admin:
-            raise ApiError(403, "forbidden", "only admins may do this")
+        roles.require(identity.role, permission)
         return identity
+
+    def actor(self, identity: Identity) -> Actor:
+        """``identity`` acting from this request's client address, for the audit log."""
+        return Actor(identity, self.client_address())
 
     def read_body(self, name: str) -> Any:
         """The body as the request model ``name`` (``validation.py``); 400 when not JSON, 422 naming every bad field."""

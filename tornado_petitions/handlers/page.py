@@ -17,6 +17,7 @@ import tornado.web
 from .. import petition_store, wire
 from ..errors import ApiError
 from ..lifecycle import DEFAULT_REJECTION_REASON, NOTE_REQUIRED, REJECTION_REASONS, STATUSES, TRANSITIONS
+from ..roles import ROLES, permissions_by_role
 from .base import SESSION_COOKIE, ServiceMixin
 from .routing import Route
 
@@ -27,6 +28,7 @@ SCRIPT_MODULES = (
     "render.js",
     "session.js",
     "dashboard.js",
+    "people.js",
     "app.js",
     "petition.js",
     "chart.js",
@@ -93,6 +95,8 @@ class WebPageHandler(ServiceMixin, tornado.web.RequestHandler):
             "user": user,
             # Signed-out visitors may sign with their email (a confirmation link is mailed).
             "anonymous_signing": bool(self.config.smtp_url),
+            "roles": list(ROLES),
+            "permissions": permissions_by_role(),
             "statuses": list(STATUSES),
             "transitions": {status: list(targets) for status, targets in TRANSITIONS.items()},
             "note_required": sorted(NOTE_REQUIRED),

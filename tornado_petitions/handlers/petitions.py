@@ -10,12 +10,13 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
-from .. import petition_store, search, signature_store, signers
+from .. import moderation, petition_store, search, signature_store, signers
 from ..errors import ApiError
 from ..events import Event
 from ..lifecycle import STATUSES
 from ..models import utcnow
 from ..rate_limit import Rule
+from ..roles import Permission
 from ..signature_store import BUCKETS, SignatureRequest
 from .base import BaseHandler, ServiceMixin
 from .routing import Route
@@ -167,15 +168,15 @@ class PetitionEventsHandler(BaseHandler):
 
 
 class PetitionStatusHandler(ChangeHandler):
-    """``PATCH /api/petitions/{id}/status`` (admins): move along the lifecycle."""
+    """``PATCH /api/petitions/{id}/status`` (moderators and admins): move along the lifecycle, audited."""
 
     async def patch(self, petition_id: str) -> None:
-        identity = await self.require_admin()
+        identity = await self.require(Permission.CHANGE_STATUS)
         body = self.read_body("StatusChange")
         mail = self.config.smtp_url is not None
         petition = await self.commit(
-            petition_store.change_status,
-            identity,
+            moderation.change_status,
+            self.actor(identity),
             int(petition_id),
             body.status,
             body.note,

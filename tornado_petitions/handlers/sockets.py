@@ -19,10 +19,11 @@ import tornado.web
 import tornado.websocket
 from tornado.iostream import StreamBufferFullError, StreamClosedError
 
-from .. import messages, wire
+from .. import messages, roles, wire
 from ..errors import ApiError
 from ..frames import encode_frame
 from ..hub import CLOSE_TOO_MANY_SOCKETS, CLOSE_TOO_SLOW
+from ..roles import Permission
 from ..subscription import HeldFrames
 from ..ws_protocol import StrictWebSocketHandler
 from .base import ServiceMixin
@@ -38,6 +39,8 @@ class ChannelSocketHandler(ServiceMixin, StrictWebSocketHandler):
     channel_user_id: int | None = None
     # Whether the channel carries only public data, so a socket without a token may open it.
     open_to_anyone = False
+    # What the user's role must hold to open (and keep open) this socket; None: nothing.
+    permission: Permission | None = None
 
     # -- handshake (plain HTTP until super().get upgrades) --------------------
 
@@ -63,7 +66,9 @@ class ChannelSocketHandler(ServiceMixin, StrictWebSocketHandler):
         await super().get(*args, **kwargs)
 
     def authorize(self, identity: Any, *args: str) -> None:
-        """Raise ApiError(403) if ``identity`` may not open this channel."""
+        """Raise ApiError(403) if ``identity`` may not open this channel (its role lacks ``permission``)."""
+        if self.permission is not None:
+            roles.require(identity.role, self.permission)
 
     def check_origin(self, origin: str) -> bool:
         # Checked in get() instead, so a refusal carries a JSON body.
@@ -235,13 +240,10 @@ class PublicFeedHandler(EventFeedHandler):
 
 
 class AdminFeedHandler(EventFeedHandler):
-    """``/ws/admin``: every event with its actor and note, for admins only."""
+    """``/ws/admin``: every event with its actor and note, for the office (moderators and admins)."""
 
     channel = "admin"
-
-    def authorize(self, identity: Any, *args: str) -> None:
-        if not identity.is_admin:
-            raise ApiError(403, "forbidden", "the admin feed is for admins only")
+    permission = Permission.ADMIN_FEED
 
 
 class UserChannelHandler(ChannelSocketHandler):
@@ -251,8 +253,9 @@ class UserChannelHandler(ChannelSocketHandler):
 
     def authorize(self, identity: Any, *args: str) -> None:
         self.channel_user_id = int(args[0])
-        if self.channel_user_id != identity.user_id and not identity.is_admin:
-            raise ApiError(403, "forbidden", "this is another user's channel")
+        if self.channel_user_id != identity.user_id:
+            self.permission = Permission.READ_USER_CHANNELS
+        super().authorize(identity, *args)
 
 
 routes = [

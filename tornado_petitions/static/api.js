@@ -73,6 +73,14 @@ export const api = {
   events: (id) => request("GET", `/api/petitions/${id}/events`),
   timeline: (id, bucket) => request("GET", `/api/petitions/${id}/signatures/timeline?bucket=${bucket}`),
   queues: () => request("GET", "/api/admin/queues"),
+  users(q, cursor) {
+    const query = new URLSearchParams();
+    if (q) query.set("q", q);
+    if (cursor) query.set("cursor", String(cursor));
+    return request("GET", `/api/admin/users?${query}`);
+  },
+  setRole: (id, role) => request("PATCH", `/api/admin/users/${id}`, { role }),
+  audit: (cursor) => request("GET", `/api/admin/audit${cursor ? `?cursor=${cursor}` : ""}`),
   move(id, status, note, version, reason) {
     const body = { status, version };
     if (note) body.note = note;

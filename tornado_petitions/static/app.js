@@ -1,15 +1,17 @@
 // The front page: the public list for everyone (live, searchable, each card a
 // link to its petition's page); signed in, "My petitions" and filing; for
-// admins, the dashboard with its queues. All kept live over WebSockets.
+// the office (moderators and admins), the dashboard with its queues, and for
+// admins also its people and audit log. All kept live over WebSockets.
 
 import { api, checkSession, listAll } from "api.js";
 import { Feed } from "feed.js";
 import { dashboardView } from "dashboard.js";
+import { peopleView } from "people.js";
 import {
   clearErrors, describe, fillCard, newCard, petitionPath, reconcile, setText, showErrors, showMessage,
   signatureCount, statusLabel,
 } from "render.js";
-import { SignInDialog, config, notice, renderConnection, showAccount, signOutOnServer } from "session.js";
+import { SignInDialog, can, config, notice, renderConnection, showAccount, signOutOnServer } from "session.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -31,6 +33,7 @@ const state = {
 };
 const dialog = new SignInDialog();
 const dashboard = dashboardView({ state, applyPetition, display, scheduleRender, notice });
+const people = peopleView({ notice });
 
 // -- petitions store --------------------------------------------------------------
 
@@ -61,7 +64,7 @@ function scheduleRender() {
   renderQueued = true;
   queueMicrotask(() => {
     renderQueued = false;
-    if (isAdmin()) {
+    if (isOffice()) {
       dashboard.render();
     } else {
       if (state.user) renderMine();
@@ -70,7 +73,8 @@ function scheduleRender() {
   });
 }
 
-const isAdmin = () => Boolean(state.user && state.user.role === "admin");
+// The office's page (the dashboard on the admin feed) rather than the citizen's.
+const isOffice = () => can(state.user, "dashboard");
 
 // -- live feeds -----------------------------------------------------------------
 
@@ -80,9 +84,13 @@ function startFeeds() {
   };
   // Signed out, the public feed is anonymous: there is no session to lose, so it only reconnects.
   const signedIn = state.user
-    ? { onAuthLost: () => signOutOnServer().then(() => signedOut("Your session has ended. Sign in again to continue.")), checkSession }
+    ? {
+      onAuthLost: () => signOutOnServer().then(() => signedOut("Your session has ended. Sign in again to continue.")),
+      onForbidden: roleChanged,
+      checkSession,
+    }
     : {};
-  if (isAdmin()) {
+  if (isOffice()) {
     state.feeds = [new Feed({ ...common, ...signedIn, name: "admin", path: "/ws/admin", onMessage: onEventMessage })];
   } else {
     state.feeds = [new Feed({ ...common, ...signedIn, name: "public", path: "/ws/petitions", onMessage: onEventMessage })];
@@ -92,6 +100,17 @@ function startFeeds() {
     }
   }
   for (const feed of state.feeds) feed.start();
+}
+
+/** A feed closed with 4403: the user's role changed; show the page their role allows now. */
+async function roleChanged() {
+  try {
+    const user = await api.me();
+    start(user);
+    notice(`Your role is now ${user.role}.`);
+  } catch {
+    signedOut("Your session has ended. Sign in again to continue.");
+  }
 }
 
 function stopFeeds() {
@@ -139,6 +158,7 @@ function onEventMessage(message) {
     // Counts are flushed before every lifecycle event: the petition's own count is the latest.
     state.counts.set(message.petition.petition_id, message.petition.signature_count);
     dashboard.event(message);
+    if (message.event === "status_changed") people.event();
     scheduleRender();
   }
 }
@@ -148,7 +168,7 @@ function onEventMessage(message) {
 async function loadList() {
   const token = ++state.loadToken;
   try {
-    if (isAdmin()) {
+    if (isOffice()) {
       const petitions = await listAll(null);
       if (token !== state.loadToken) return;
       for (const petition of petitions) applyPetition(petition);
@@ -294,9 +314,9 @@ function setSigned(id, signed) {
   state.signedChanges += 1;
 }
 
-/** Ask the server which petitions this user signed (sign-in, resume, reset); admins get no Sign buttons. */
+/** Ask the server which petitions this user signed (sign-in, resume, reset); the office gets no Sign buttons. */
 async function loadSignatures() {
-  if (!state.user || isAdmin()) return;
+  if (!state.user || isOffice()) return;
   const { user, signedChanges } = state;
   try {
     const { petition_ids: ids } = await api.mySignatures();
@@ -410,12 +430,13 @@ function start(user) {
   ++similarToken;
   showSimilar([]);
   dashboard.reset();
+  people.reset(user);
   showAccount(user);
-  const admin = isAdmin();
-  $("sections-nav").hidden = !user || admin;
-  $("dashboard").hidden = !admin;
-  $("citizen").hidden = !user || admin;
-  $("all").hidden = admin;
+  const office = isOffice();
+  $("sections-nav").hidden = !user || office;
+  $("dashboard").hidden = !office;
+  $("citizen").hidden = !user || office;
+  $("all").hidden = office;
   $("guest-intro").hidden = Boolean(user);
   $("status-filter").value = "";
   $("search").value = "";
@@ -461,6 +482,7 @@ function boot() {
   applyLimits();
   fillStatusOptions($("status-filter"));
   dashboard.boot();
+  people.boot();
   $("petition-form").addEventListener("submit", filePetition);
   $("petition-title").addEventListener("input", titleTyped);
   $("sign-out").addEventListener("click", signOut);

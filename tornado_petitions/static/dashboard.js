@@ -1,4 +1,4 @@
-// The admins' dashboard: every petition, the queues of the petitions office
+// The office's dashboard (moderators and admins): every petition, the queues of the petitions office
 // (GET /api/admin/queues: moderation with overdue markers, awaiting a
 // response, debate) with their counts, and the lifecycle moves with a note.
 // Where the server has no queues yet (404), it filters by status alone.
@@ -8,7 +8,7 @@ import {
   clearErrors, describe, describeEvent, fillCard, formatTime, newCard, reconcile, setParts, setText, showErrors,
   showMessage, statusLabel, userText,
 } from "render.js";
-import { config } from "session.js";
+import { can, config } from "session.js";
 
 const OPEN_STATUSES = new Set(["submitted", "under_review", "in_progress"]);
 const QUEUES = [
@@ -35,12 +35,12 @@ export function dashboardView({ state, applyPetition, display, scheduleRender, n
   let pollTimer = null;
   let queueToken = 0;
 
-  const isAdmin = () => Boolean(state.user && state.user.role === "admin");
+  const mayQueue = () => can(state.user, "view_queues");
 
   async function loadQueues() {
     clearTimeout(refreshTimer);
     refreshTimer = null;
-    if (!isAdmin() || queuesMissing) return;
+    if (!mayQueue() || queuesMissing) return;
     const token = ++queueToken;
     try {
       const answer = await api.queues();
@@ -61,7 +61,7 @@ export function dashboardView({ state, applyPetition, display, scheduleRender, n
   }
 
   function queueSoon() {
-    if (!isAdmin() || queuesMissing || refreshTimer) return;
+    if (!mayQueue() || queuesMissing || refreshTimer) return;
     refreshTimer = setTimeout(loadQueues, QUEUE_REFRESH_MS);
   }
 
@@ -311,7 +311,7 @@ export function dashboardView({ state, applyPetition, display, scheduleRender, n
       for (const status of config.statuses) select.append(new Option(statusLabel(status).toLowerCase(), status));
       select.addEventListener("change", (event) => setFilter(event.target.value));
     },
-    /** A new page state (sign-in, sign-out): forget queues and activity; admins load the queues. */
+    /** A new page state (sign-in, sign-out): forget queues and activity; the office loads the queues. */
     reset() {
       lastAction.clear();
       queues = null;
@@ -320,7 +320,7 @@ export function dashboardView({ state, applyPetition, display, scheduleRender, n
       refreshTimer = null;
       clearInterval(pollTimer);
       renderQueueOptions();
-      if (isAdmin()) {
+      if (mayQueue()) {
         loadQueues();
         pollTimer = setInterval(loadQueues, QUEUE_POLL_MS);
       }

@@ -2,6 +2,7 @@
 // jitter, resume with `?since=<last seq seen>`, and the close codes of docs/protocol.md:
 //   1001 going away, 4000 heartbeat timeout, 4008 too slow -> reconnect (and resume)
 //   4401 token expired or revoked                          -> back to sign-in, no retry
+//   4403 the user's role no longer allows this channel      -> no retry; the page asks who it is now
 //   4429 too many sockets for this user or address         -> back off for longer
 
 const BASE_DELAY_MS = 500;
@@ -12,6 +13,7 @@ const IDLE_PING_MS = 25_000;
 const PONG_TIMEOUT_MS = 10_000;
 
 export const CLOSE_TOKEN_INVALID = 4401;
+export const CLOSE_FORBIDDEN = 4403;
 export const CLOSE_TOO_MANY_SOCKETS = 4429;
 
 /** Full-ish jitter: a delay between half and all of the exponential step. */
@@ -26,16 +28,18 @@ export function backoffDelay(attempt, base = BASE_DELAY_MS, cap = MAX_DELAY_MS) 
  * Callbacks: onMessage(message) for every JSON frame, onState(state) with
  * "connecting" | "connected" | "reconnecting" | "offline", onAuthLost() after
  * 4401 (or a handshake the server refused because the session is gone:
- * checkSession() resolving false). A signed-out page's public feed gives
- * neither: it has no session to lose, so it only ever reconnects.
+ * checkSession() resolving false), onForbidden() after 4403 (the role
+ * changed). A signed-out page's public feed gives neither: it has no
+ * session to lose, so it only ever reconnects.
  */
 export class Feed {
-  constructor({ name, path, onMessage, onState, onAuthLost, checkSession }) {
+  constructor({ name, path, onMessage, onState, onAuthLost, onForbidden, checkSession }) {
     this.name = name;
     this.path = path;
     this.onMessage = onMessage;
     this.onState = onState || (() => {});
     this.onAuthLost = onAuthLost || (() => {});
+    this.onForbidden = onForbidden || (() => {});
     this.checkSession = checkSession || (async () => true);
     this.lastSeq = null;
     this.attempt = 0;
@@ -124,6 +128,12 @@ export class Feed {
       this.stopped = true;
       this.setState("offline");
       this.onAuthLost();
+      return;
+    }
+    if (code === CLOSE_FORBIDDEN) {
+      this.stopped = true;
+      this.setState("offline");
+      this.onForbidden();
       return;
     }
     // A refused handshake shows up as 1006 before any message: ask whether the session still holds.

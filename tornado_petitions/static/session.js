@@ -10,11 +10,16 @@ const $ = (id) => document.getElementById(id);
 /** The page's config, rendered by the server (user, lifecycle, limits, maybe the petition). */
 export const config = JSON.parse(document.getElementById("page-config").textContent);
 
+/** Whether `user` (null: signed out) may do `permission`: the server's table of roles, from the page config. */
+export function can(user, permission) {
+  return Boolean(user && (config.permissions[user.role] || []).includes(permission));
+}
+
 /** Show who is signed in (or the Sign in / Create account buttons) in the header. */
 export function showAccount(user) {
   $("account").hidden = !user;
   $("guest").hidden = Boolean(user);
-  if (user) setParts($("account-name"), [userText(user.name), user.role === "admin" ? " (admin)" : ""]);
+  if (user) setParts($("account-name"), [userText(user.name), user.role !== "citizen" ? ` (${user.role})` : ""]);
 }
 
 /** The header's badge: "Live" when every feed is connected, else the worst of their states. */
