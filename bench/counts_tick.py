@@ -11,7 +11,9 @@ counts frame to every socket, best of ``--rounds``:
   ``closed()``, ``writing()`` -> ``_StreamBuffer.__len__``, the send);
 * ``write_shared``: the tick's loop now.
 
-The Python overhead of a loop is its time less ``send``'s.  Prints one JSON line.
+The Python overhead of a loop is its time less ``send``'s; as that difference
+drowns in the kernel's noise on a busy machine, each loop is also timed with
+every send a C no-op (``*_python_us``).  Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -73,6 +75,31 @@ def shared(sockets, message: str, frame: bytes) -> int:
     return write_shared(sockets, message, frame)[0]
 
 
+class NoSend:
+    """Stands in for a stream's socket while a loop is timed without the kernel: ``send`` is ``len``."""
+
+    __slots__ = ("real",)
+    send = staticmethod(len)
+
+    def __init__(self, real: socket.socket) -> None:
+        self.real = real
+
+
+def python_only(loop_fn, sockets, message: str, frame: bytes) -> float:
+    """Seconds of ``loop_fn`` with every send a C no-op (``len``): the loop's Python alone."""
+    for sock in sockets:
+        sock._stream.socket = NoSend(sock._stream.socket)
+        sock.kernel_send = len
+    try:
+        started = time.perf_counter()
+        assert loop_fn(sockets, message, frame) == len(sockets)
+        return time.perf_counter() - started
+    finally:
+        for sock in sockets:
+            sock._stream.socket = sock._stream.socket.real
+            sock.kernel_send = sock._stream.socket.send
+
+
 async def measure(count: int, rounds: int, workdir: Path) -> dict:
     settings = Settings(
         db_url=f"sqlite:///{workdir / 'tick.db'}",
@@ -115,6 +142,9 @@ async def measure(count: int, rounds: int, workdir: Path) -> dict:
                 assert sent == count, (name, sent)
                 best[name] = min(best.get(name, float("inf")), spent)
                 await asyncio.sleep(0.01)  # the clients read
+            for name, loop_fn in (("per_socket", per_socket), ("write_shared", shared)):
+                spent = python_only(loop_fn, sockets, message, frame)
+                best[name + "_python"] = min(best.get(name + "_python", float("inf")), spent)
         us = {name: seconds / count * 1e6 for name, seconds in best.items()}
         return {
             "scenario": "counts_tick",
@@ -125,6 +155,9 @@ async def measure(count: int, rounds: int, workdir: Path) -> dict:
             "write_shared_us_per_socket": us["write_shared"],
             "per_socket_overhead_us": us["per_socket"] - us["send"],
             "write_shared_overhead_us": us["write_shared"] - us["send"],
+            # The same loops with the send a C no-op: their Python alone, free of the kernel's noise.
+            "per_socket_python_us": us["per_socket_python"],
+            "write_shared_python_us": us["write_shared_python"],
         }
     finally:
         for transport in transports:
