@@ -50,7 +50,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only", default="fanout,http,delivery,viral", help="scenarios to run: fanout, http, delivery, viral"
     )
-    parser.add_argument("--watchers", default="0,1000,9000", help="viral: public watchers, comma-separated")
+    parser.add_argument(
+        "--watchers",
+        default="0,1000,9000",
+        help="viral: public watchers, comma-separated (15000 fits the 20,000 open files: 0,1000,9000,15000)",
+    )
     parser.add_argument(
         "--storm-seconds", type=float, default=10.0, help="viral: length of the signing storm"
     )

@@ -174,6 +174,7 @@ async def viral(
             await asyncio.sleep(0.5)
             rss_after = server.rss_kb()
             start_mark = await group.mark()
+            tick_before = await _counts_figures(api)
             cpu_before = server.cpu_seconds()
             started = time.monotonic()
             label = f"viral-{watchers}"
@@ -188,6 +189,7 @@ async def viral(
                 sent, committed, answered = await change
             storm_seconds = time.monotonic() - started
             cpu = server.cpu_seconds() - cpu_before
+            tick_after = await _counts_figures(api)
             end_mark = await group.mark()
             await asyncio.sleep(interval + 0.5)  # the last counts frame
             merged = await group.dump()
@@ -205,6 +207,13 @@ async def viral(
         "kb_per_socket": (rss_after - rss_before) / max(group.ready, 1),
         "closed": end_mark["closed"] - start_mark["closed"],
         "server_cpu_share": cpu / storm_seconds,
+        # The feeds' counts ticks (their fan-out) as a share of the server's CPU over the storm,
+        # and the interval the fan-out budget had chosen by its end (None: a checkout without it).
+        "tick_cpu_share": (
+            (tick_after["cpu"] - tick_before["cpu"]) / cpu if tick_after["cpu"] is not None and cpu else None
+        ),
+        "count_interval_chosen": tick_after["interval"],
+        "fanout_budget": tick_after["budget"],
         "status_http_ms": (answered - sent) * 1000,
         "status_commit_after_send_ms": (committed - sent) * 1000,
     }
@@ -239,6 +248,24 @@ async def viral(
             document[f"{label}staleness_missing"] = missing
             document[f"{label}probes"] = len(probes)
     return document
+
+
+async def _counts_figures(api: HttpConnection) -> dict:
+    """The counts tick's figures from ``/metrics``: CPU seconds so far, interval and budget in use."""
+    status, body = await api.request("GET", "/metrics")
+    figures: dict = {"cpu": None, "interval": None, "budget": None}
+    if status != 200:
+        return figures
+    names = {
+        "petitions_counts_fanout_cpu_seconds_total": "cpu",
+        "petitions_counts_interval_seconds": "interval",
+        "petitions_counts_fanout_budget": "budget",
+    }
+    for line in body.decode().splitlines():
+        name, _, value = line.partition(" ")
+        if name in names:
+            figures[names[name]] = float(value)
+    return figures
 
 
 async def _seed_user(api: HttpConnection, email: str) -> tuple[int, str]:

@@ -22,6 +22,7 @@ from tornado.ioloop import PeriodicCallback
 from . import messages
 from .counts import CountChange, CountConflator
 from .events import Event
+from .fanout_budget import FanoutBudget
 from .frames import encode_frame
 from .roles import Permission, allows
 from .subscription import (
@@ -85,6 +86,18 @@ class HubSocket(Protocol):
     def close(self, code: int | None = None, reason: str | None = None) -> None: ...
 
 
+class SharedWriter(Protocol):
+    """Writes one frame to many sockets (``handlers.sockets.write_shared``): the counts tick's loop.
+
+    Returns how many took it, and the sockets that are catching up (their
+    ``pending`` is set), which it leaves to the hub.
+    """
+
+    def __call__(
+        self, sockets: Iterable[HubSocket], message: str, frame: bytes
+    ) -> tuple[int, list[HubSocket]]: ...
+
+
 class HubMetrics(Protocol):
     """The counters the hub moves (``metrics.ServiceMetrics`` provides them)."""
 
@@ -100,14 +113,18 @@ class HubMetrics(Protocol):
 
     def event_delivered(self, created_at: str) -> None: ...
 
+    def counts_fanout(self, seconds: float) -> None: ...
+
+    def watch_fanout_budget(self, budget: FanoutBudget) -> None: ...
+
 
 class SocketHub:
     """Registers sockets, fans committed events out in seq order, and runs the heartbeat sweep.
 
     Lifecycle events go out one by one, at once; signature counts go
-    through a ``CountConflator`` and out as one ``counts`` frame a tick,
-    flushed before every lifecycle event so a frame's seq always means
-    "everything up to here".
+    through a ``CountConflator`` and out as one ``counts`` frame a tick (of
+    the feeds' budgeted interval), flushed before every lifecycle event so a
+    frame's seq always means "everything up to here".
     """
 
     def __init__(
@@ -119,11 +136,14 @@ class SocketHub:
         load_log_bounds: BoundsLoader,
         load_sizes_after: SizesLoader,
         metrics: HubMetrics,
+        write_shared: SharedWriter,
         ping_interval: float = 20.0,
         ping_timeout: float = 20.0,
         max_sockets_per_user: int = 20,
         max_anonymous_sockets_per_address: int = 200,
         count_interval: float = 1.0,
+        fanout_budget: float = 0.2,
+        max_count_interval: float = 5.0,
         max_replay: int = 10_000,
         max_replay_bytes: int = 4 * 1024 * 1024,
         max_list: int = 200,
@@ -145,7 +165,12 @@ class SocketHub:
             max_list=max_list,
             max_backlog=max_backlog,
         )
-        self.counts = CountConflator(count_interval, self._send_counts)
+        budget = FanoutBudget(fanout_budget, count_interval, max_count_interval)
+        self.counts = CountConflator(
+            count_interval, self._send_counts, self._send_authors, budget, metrics.counts_fanout
+        )
+        metrics.watch_fanout_budget(budget)
+        self._write_shared = write_shared
         self.last_seq = 0
         self._load_user_list = load_user_list
         self._load_events_after = load_events_after
@@ -329,25 +354,25 @@ class SocketHub:
         self.counts.add(changes)
 
     def _send_counts(self, pending: dict[int, CountChange]) -> None:
-        """The tick: one ``counts`` frame for the public and admin feeds; the authors' lists refreshed."""
+        """The feeds' tick: one ``counts`` frame for every socket of the public and admin feeds."""
         counts = self._counts_frame(pending)
         for channel in ("public", "admin"):
-            sent = 0
-            for sock in list(self._channels[channel]):
+            sent, catching_up = self._write_shared(self._channels[channel], *counts)
+            for sock in catching_up:
                 if sock.pending is not None:
                     self.catching_up.hold(sock, None, *counts)
-                elif sock.send_frame(*counts):
-                    sent += 1
             if sent:
                 self._metrics.messages_sent(channel, sent, sent * len(counts[1]))
 
+    def _send_authors(self, authors: set[int]) -> None:
+        """The authors' tick: the lists of those whose petitions' counts changed are refreshed."""
+        for author_id in authors:
+            if author_id in self._user_channels:
+                self._mark_user_dirty(author_id, self.last_seq)
+
     def _counts_frame(self, pending: dict[int, CountChange]) -> tuple[str, bytes]:
-        """The counts message (at the current seq) and its frame; marks the changed authors' lists stale."""
-        seq = self.last_seq
-        message = messages.counts(seq, {pid: change.count for pid, change in pending.items()})
-        for change in pending.values():
-            if change.author_id in self._user_channels:
-                self._mark_user_dirty(change.author_id, seq)
+        """The counts message (at the current seq) and its frame."""
+        message = messages.counts(self.last_seq, {pid: change.count for pid, change in pending.items()})
         return message, encode_frame(message.encode())
 
     def _mark_user_dirty(self, user_id: int, seq: int) -> None:

@@ -7,6 +7,8 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from .fanout_budget import FanoutBudget
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -51,6 +53,26 @@ class ServiceMetrics:
             registry=r,
         )
         self.events = Counter("petitions_events_delivered", "Events fanned out", registry=r)
+        self.fanout_seconds = Counter(
+            "petitions_counts_fanout_cpu_seconds",
+            "CPU time of the feeds' counts ticks (their fan-out), seconds",
+            registry=r,
+        )
+        self.fanout_budget = Gauge(
+            "petitions_counts_fanout_budget",
+            "Share of the process the feeds' counts fan-out may take (--fanout-budget)",
+            registry=r,
+        )
+        self.count_interval = Gauge(
+            "petitions_counts_interval_seconds",
+            "Interval of the feeds' counts frames now in use (the budget's choice)",
+            registry=r,
+        )
+        self.fanout_cost = Gauge(
+            "petitions_counts_fanout_cost_seconds",
+            "CPU time of one counts tick's fan-out, smoothed",
+            registry=r,
+        )
         self.mail_depth = Gauge("petitions_mail_outbox_depth", "Mails waiting in the outbox", registry=r)
         self.mail_sent = Counter("petitions_mail_sent", "Mails the SMTP server accepted", registry=r)
         self.mail_failed = Counter(
@@ -92,6 +114,16 @@ class ServiceMetrics:
         self.events.inc()
         committed = datetime.datetime.fromisoformat(created_at.replace("Z", "+00:00"))
         self.delivery.observe(max(0.0, time.time() - committed.timestamp()))
+
+    def counts_fanout(self, seconds: float) -> None:
+        """Count one counts tick's fan-out CPU time."""
+        self.fanout_seconds.inc(seconds)
+
+    def watch_fanout_budget(self, budget: FanoutBudget) -> None:
+        """Show ``budget``'s share, interval and smoothed cost as they are at each scrape."""
+        self.fanout_budget.set_function(lambda: budget.share)
+        self.count_interval.set_function(lambda: budget.interval)
+        self.fanout_cost.set_function(lambda: budget.cost or 0.0)
 
     def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()

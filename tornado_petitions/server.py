@@ -18,6 +18,7 @@ from .body_limit import LimitedHTTPServer
 from .db_runner import DatabaseRunner
 from .handlers import ROUTES
 from .handlers.base import NotFoundHandler, StaticHandler
+from .handlers.sockets import write_shared
 from .hub import CLOSE_GOING_AWAY, SocketHub
 from .mail_sender import MailSender
 from .metrics import ServiceMetrics
@@ -191,11 +192,14 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
         load_log_bounds=load_log_bounds,
         load_sizes_after=load_sizes_after,
         metrics=metrics,
+        write_shared=write_shared,
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,
         max_sockets_per_user=settings.max_sockets_per_user,
         max_anonymous_sockets_per_address=settings.max_anonymous_sockets_per_address,
         count_interval=settings.count_interval,
+        fanout_budget=settings.fanout_budget,
+        max_count_interval=settings.max_count_interval,
         max_replay=settings.max_replay,
         max_replay_bytes=settings.max_replay_bytes,
         max_list=settings.max_list,

@@ -223,6 +223,18 @@ class Settings:
     count_interval: float = setting(
         1.0, "--count-interval", "seconds between counts frames (signature counts, conflated)"
     )
+    # The share of the process the feeds' counts fan-out may take: past it, their interval stretches
+    # (never below count_interval, never above max_count_interval).  User channels stay at count_interval.
+    fanout_budget: float = setting(
+        0.2,
+        "--fanout-budget",
+        "share of the process the feeds' counts frames may take; past it their interval stretches",
+    )
+    max_count_interval: float = setting(
+        5.0,
+        "--max-count-interval",
+        "longest the fan-out budget may stretch the feeds' count interval to, seconds",
+    )
     # Signature counts that oblige a response and a debate (milestone events).
     response_threshold: int = setting(
         10_000, "--response-threshold", "signatures that oblige a response (a milestone)"

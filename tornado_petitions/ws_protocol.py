@@ -50,6 +50,13 @@ class StrictProtocol(tornado.websocket.WebSocketProtocol13):
                 self._violation = (CLOSE_PROTOCOL_ERROR, "client frames must be masked")
         return data
 
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        # Every close frame goes out through here (the handler's close, the client's, a violation,
+        # Tornado's own 1009): from now on no data frame may follow it.
+        if not self.server_terminated:
+            self.handler.on_closing()
+        super().close(code, reason)
+
     def _handle_message(self, opcode: int, data: bytes) -> Any:
         if self._violation is None and opcode == _CLOSE:
             self._violation = _close_frame_violation(data)
@@ -96,6 +103,9 @@ class StrictWebSocketHandler(tornado.websocket.WebSocketHandler):
                 headers={"Sec-WebSocket-Version": "13"},
             )
         await super().get(*args, **kwargs)
+
+    def on_closing(self) -> None:
+        """Called once, as the close handshake starts (our close frame is about to be written)."""
 
     def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
         protocol = super().get_websocket_protocol()
