@@ -26,15 +26,23 @@ _CHANNEL_TEXT = {
     ),
     USER: (
         "A user's own petitions",
-        "The user's whole list on connect and after each change; only that user or an admin may open it.",
+        "The user's whole list on connect and after each change; only that user, a moderator or an admin"
+        " may open it.",
     ),
-    ADMIN: ("Admins' feed", "Every lifecycle event with its actor and note, and the counts; admins only."),
+    ADMIN: (
+        "The office's feed",
+        "Every lifecycle event with its actor and note, and the counts; moderators and admins only.",
+    ),
 }
 
+# The close-code table of docs/protocol.md, in short.
 _CLOSE_CODES = (
-    "Close codes: 1001 server going away (reconnect), 1011 server error (reconnect), 4000 heartbeat"
-    " timeout (reconnect), 4008 too slow (reconnect and resume), 4401 token expired or revoked (sign in"
-    " again), 4429 too many sockets for this user or address (back off)."
+    "Close codes: 1001 server going away (reconnect), 1002 protocol error by the client (fix the client),"
+    " 1007 a close reason that is not UTF-8 (fix the client), 1009 a message over --max-ws-message-bytes"
+    " (do not resend it), 1011 server error (reconnect), 4000 heartbeat timeout (reconnect), 4008 too slow"
+    " (reconnect and resume), 4401 token expired or revoked (sign in again), 4403 the user's new role no"
+    " longer allows this channel (do not reconnect; ask GET /api/me), 4429 too many sockets for this user"
+    " or address (back off)."
 )
 
 

@@ -1,6 +1,7 @@
 // One live WebSocket channel that survives drops: exponential backoff with
 // jitter, resume with `?since=<last seq seen>`, and the close codes of docs/protocol.md:
-//   1001 going away, 4000 heartbeat timeout, 4008 too slow -> reconnect (and resume)
+//   1001 going away, 1011 server error, 4000 heartbeat timeout,
+//   4008 too slow, and any other code                       -> reconnect (and resume)
 //   4401 token expired or revoked                          -> back to sign-in, no retry
 //   4403 the user's role no longer allows this channel      -> no retry; the page asks who it is now
 //   4429 too many sockets for this user or address         -> back off for longer
