@@ -37,7 +37,7 @@ from urllib.parse import unquote, urlparse
 
 import aiosmtplib
 
-from . import addresses, mail_outbox, signature_mail
+from . import account_mail, addresses, mail_outbox, signature_mail
 from .db_runner import DatabaseRunner
 from .metrics import ServiceMetrics
 from .settings import Settings, SettingsError
@@ -153,7 +153,9 @@ class MailSender:
             self._depth_at = loop.time()
             self.metrics.mail_depth.set(await self.runner.run(mail_outbox.depth))
         claimed_at = loop.time()
-        rows = await self.runner.run(mail_outbox.claim, self.owner, self._batch, self._lease)
+        rows = await self.runner.run(
+            mail_outbox.claim, self.owner, self._batch, self._lease, mail_outbox.TRANSACTIONAL
+        ) or await self.runner.run(mail_outbox.claim, self.owner, self._batch, self._lease)
         if self._retry_at is not None and self._retry_at < claimed_at:
             self._retry_at = None  # this claim came after the put-off rows fell due
         if not rows:
@@ -198,7 +200,7 @@ class MailSender:
 
     async def _deliver(self, row: dict) -> bool:
         """Send one row and record the outcome; False when the server is unreachable (try again later)."""
-        if not row["email_updates"]:
+        if not row["email_updates"] and row["kind"] not in mail_outbox.TRANSACTIONAL_KINDS:
             await self.runner.run(mail_outbox.mark_skipped, row["row_id"])
             return True
         try:
@@ -321,6 +323,9 @@ class MailSender:
         """
         if row["kind"] in mail_outbox.SIGNER_KINDS:
             return signature_mail.compose(self.settings, self.key, row, self._domain, self._from, recipient)
+        if row["kind"] in mail_outbox.ACCOUNT_KINDS:
+            to = Address(display_name=_one_line(row["name"]), addr_spec=recipient)
+            return account_mail.compose(self.settings, row, to=to, sender=self._from, domain=self._domain)
         title = _one_line(row["title"])
         link = f"{self.settings.public_base_url()}/petitions/{row['petition_id']}"
         unsubscribe = self.unsubscribe_url(row["user_id"])

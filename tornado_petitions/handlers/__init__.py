@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import admin, auth, confirm, mail, openapi, page, petitions, sockets, system
+from . import account_pages, admin, auth, confirm, mail, openapi, page, petitions, sockets, system
 from .routing import Route
 
 # In the router's order: the first route whose pattern matches a path serves it.
@@ -12,6 +12,7 @@ ROUTES: list[Route] = [
     *admin.routes,
     *mail.routes,
     *confirm.routes,
+    *account_pages.routes,
     *sockets.routes,
     *system.routes,
     *openapi.routes,
