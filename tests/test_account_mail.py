@@ -100,7 +100,7 @@ async def test_registration_answers_alike_and_the_mailed_link_verifies_and_signs
     # Opening the link (a person or a mail scanner) changes nothing.
     page = await api.get(f"/account/verify/{token}")
     assert page.status == 200 and 'id="verify-button"' in page.body
-    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert page.headers["Referrer-Policy"] == "strict-origin"
     assert User.get().email_verified is False
     assert (
         await api.post("/api/auth/login", {"email": "ann@example.org", "password": PASSWORD})
@@ -335,3 +335,45 @@ def test_the_flag_takes_auto_on_off_and_switch_words():
         assert cli.settings_from_args(args).verify_email == expected
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["serve", "--verify-email", "maybe"])
+
+
+# The outbox as version 2 made it: every row about a petition, no lanes.
+_OLD_OUTBOX = """CREATE TABLE "mail_outbox" ("id" INTEGER NOT NULL PRIMARY KEY, "change_key" VARCHAR(64) NOT NULL,
+ "user_id" INTEGER NOT NULL, "petition_id" INTEGER NOT NULL, "kind" VARCHAR(16) NOT NULL,
+ "title" VARCHAR(200) NOT NULL, "status" VARCHAR(16) NOT NULL, "note" TEXT, "milestone" VARCHAR(16),
+ "state" VARCHAR(8) NOT NULL, "attempts" INTEGER NOT NULL, "next_attempt_at" DATETIME NOT NULL,
+ "lease_owner" VARCHAR(32), "lease_until" DATETIME, "created_at" DATETIME NOT NULL, "sent_at" DATETIME,
+ "error" TEXT, FOREIGN KEY ("user_id") REFERENCES "user" ("id") ON DELETE CASCADE,
+ FOREIGN KEY ("petition_id") REFERENCES "petition" ("id") ON DELETE CASCADE)"""
+
+
+def test_an_older_database_keeps_its_accounts_verified_and_takes_account_mail(tmp_path):
+    from tornado_petitions import account_links, mail_outbox
+    from tornado_petitions.models import bind_database, close_database, open_database
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    db = open_database(url)
+    bind_database(db)
+    db.execute_sql('ALTER TABLE "user" DROP COLUMN "email_verified"')
+    db.execute_sql(
+        'INSERT INTO "user" ("email", "name", "role", "password_hash", "created_at", "email_updates")'
+        " VALUES ('old@example.org', 'Old', 'citizen', 'x', '2024-01-01', 1)"
+    )
+    db.execute_sql('DROP TABLE "mail_outbox"')
+    db.execute_sql(_OLD_OUTBOX)
+    close_database(db)
+
+    db = open_database(url)
+    bind_database(db)
+    try:
+        old = User.get(User.email == "old@example.org")
+        assert old.email_verified is True
+        with db.atomic():
+            assert account_links.request_reset("old@example.org", 24)
+        row = MailOutbox.get()
+        assert row.petition_id is None and row.lane == mail_outbox.TRANSACTIONAL and row.secret
+        assert "mail_outbox_lane_state_next_attempt_at" in {
+            index.name for index in db.get_indexes("mail_outbox")
+        }
+    finally:
+        close_database(db)

@@ -31,8 +31,9 @@ class AccountLinkPage(WebPageHandler):
 
     def set_default_headers(self) -> None:
         super().set_default_headers()
-        # The path holds the token: never send it on in a Referer.
-        self.set_header("Referrer-Policy", "no-referrer")
+        # The path holds the token: a Referer carries the origin only.  Not no-referrer: the
+        # browser would then send the form's post with "Origin: null", refused as cross-site.
+        self.set_header("Referrer-Policy", "strict-origin")
 
     def check_xsrf_cookie(self) -> None:
         """The link's token authenticates the post; there is no cookie session to forge."""
