@@ -5,8 +5,14 @@ transaction (they never commit on their own), so a change and its mails
 commit or roll back together.  Call them only when mail is on
 (``Settings.smtp_url`` set): without an SMTP server nothing is queued.
 
-The sender (``mail_sender.MailSender``) leases pending rows with ``claim``,
-and marks each one sent, failed or to be retried.  ``(change_key, user)`` is
+``queue_account_mail`` queues the mail about an account itself (its link
+to verify the email or reset the password, ``account_links``); it carries
+the link's token in ``secret`` only until the mail is sent.  Every row has
+a lane (``lane_of`` its kind): transactional mail, which someone is
+waiting for, is claimed before and apart from notifications.
+
+The sender (``mail_sender.MailSender``) leases pending rows of one lane
+with ``claim``, and marks each one sent, failed or to be retried.  ``(change_key, user)`` is
 unique: one change never queues one person twice, however often it is
 retried or however many of its recipients overlap (an author who signed).
 
