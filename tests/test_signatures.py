@@ -38,6 +38,8 @@ def settings(settings, catcher, regions_file):
     return dataclasses.replace(
         settings,
         smtp_url=catcher.url,
+        # Accounts sign in at once here (test_account_mail.py verifies emails).
+        verify_email="off",
         mail_from="office@petitions.example.org",
         mail_per_second=500.0,
         public_url=PUBLIC_URL,
