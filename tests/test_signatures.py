@@ -245,7 +245,7 @@ def test_sigkill_in_the_middle_of_confirmations_loses_nothing_confirmed(tmp_path
     from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer
 
     flags = (*GENEROUS_RATE_FLAGS, f"--smtp-url={catcher.url}", f"--public-url={PUBLIC_URL}")
-    server = LiveServer(tmp_path, *flags, "--mail-per-second=1000").start()
+    server = LiveServer(tmp_path, *flags, "--verify-email=off", "--mail-per-second=1000").start()
     try:
         author = server.register("author@example.org")
         body = {"title": "A petition", "description": "x"}

@@ -359,6 +359,7 @@ class Settings:
         "--verify-email",
         "auto, on or off: new accounts sign in only after opening a mailed link (auto: with --smtp-url)",
         parse=auto_switch,
+        choices=("auto", "on", "off"),
     )
     limits: Limits = dataclasses.field(default_factory=Limits)
     rate_limits: RateLimits = dataclasses.field(default_factory=RateLimits)
