@@ -61,6 +61,8 @@ GENEROUS_RATES = RateLimits(
     signatures_per_user=100_000,
     filings_per_user=100_000,
     filings_per_address=100_000,
+    account_mails_per_email=100_000,
+    password_resets_per_address=100_000,
 )
 
 

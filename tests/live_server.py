@@ -31,6 +31,8 @@ GENEROUS_RATE_FLAGS = tuple(
         "signatures_per_user",
         "filings_per_user",
         "filings_per_address",
+        "account_mails_per_email",
+        "password_resets_per_address",
     )
 )
 

@@ -29,6 +29,8 @@ class SmtpCatcher:
         self._messages: list[tuple[str, EmailMessage]] = []
         # recipient (or "MAIL FROM") -> [reply, how many more times (None: always)]
         self.refuse: dict[str, list] = {}
+        # One entry per SMTP connection that sent MAIL FROM (kept, so no two share an identity).
+        self._sessions: list = []
         self.controller: Controller | None = None
 
     def start(self) -> SmtpCatcher:
@@ -43,6 +45,8 @@ class SmtpCatcher:
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         with self._lock:
+            if not any(seen is session for seen in self._sessions):
+                self._sessions.append(session)
             rule = self.refuse.get("MAIL FROM")
             if rule is not None and (rule[1] is None or rule[1] > 0):
                 if rule[1] is not None:
@@ -73,6 +77,12 @@ class SmtpCatcher:
     def messages(self) -> list[tuple[str, EmailMessage]]:
         with self._lock:
             return list(self._messages)
+
+    @property
+    def connections(self) -> int:
+        """How many SMTP connections have sent mail (or tried to)."""
+        with self._lock:
+            return len(self._sessions)
 
     def recipients(self) -> list[str]:
         return [recipient for recipient, _ in self.messages]

@@ -27,6 +27,7 @@ async def test_register_login_me_logout(api):
         "email": "ann@example.org",
         "name": "Ann",
         "role": "citizen",
+        "email_verified": False,
     }
     login = await api.post("/api/auth/login", {"email": "ann@example.org", "password": "correct horse"})
     assert login.status == 200

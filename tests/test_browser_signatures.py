@@ -24,7 +24,13 @@ def catcher():
 @pytest.fixture
 def service(tmp_path, catcher):
     """The service sending mail, its links pointing at itself."""
-    server = LiveServer(tmp_path, *GENEROUS_RATE_FLAGS, f"--smtp-url={catcher.url}", "--mail-per-second=100")
+    server = LiveServer(
+        tmp_path,
+        *GENEROUS_RATE_FLAGS,
+        f"--smtp-url={catcher.url}",
+        "--verify-email=off",
+        "--mail-per-second=100",
+    )
     server.flags += (f"--public-url={server.url}",)
     server.start()
     yield server

@@ -31,8 +31,9 @@ def catcher():
 
 @pytest.fixture
 def settings(settings, catcher):
+    # Notifications to accounts that sign in at once (test_account_mail.py verifies emails).
     return dataclasses.replace(
-        settings, smtp_url=catcher.url, mail_from="office@petitions.example.org", mail_per_second=500.0,
+        settings, smtp_url=catcher.url, verify_email="off", mail_from="office@petitions.example.org", mail_per_second=500.0,
         public_url=PUBLIC_URL,
     )  # fmt: skip
 
@@ -242,7 +243,7 @@ class TestServerDown:
 def test_sigkill_while_sending_loses_nothing_and_duplicates_at_most_the_mail_in_flight(tmp_path, catcher):
     """500 signers, a change with a note, SIGKILL mid-send, restart: every mail arrives once (one may twice)."""
     server = LiveServer(
-        tmp_path, *GENEROUS_RATE_FLAGS, "--smtp-url", catcher.url, "--mail-per-second", "150",
+        tmp_path, *GENEROUS_RATE_FLAGS, "--smtp-url", catcher.url, "--verify-email", "off", "--mail-per-second", "150",
         "--public-url", PUBLIC_URL,
     )  # fmt: skip
     server.start()
@@ -325,7 +326,15 @@ def make_signers(db_url: str, count: int) -> list[str]:
 
 
 def test_two_processes_on_one_database_send_each_mail_once(tmp_path, catcher, postgres_url):
-    flags = (*GENEROUS_RATE_FLAGS, "--smtp-url", catcher.url, "--mail-per-second", "100")
+    flags = (
+        *GENEROUS_RATE_FLAGS,
+        "--smtp-url",
+        catcher.url,
+        "--verify-email",
+        "off",
+        "--mail-per-second",
+        "100",
+    )
     servers = [LiveServer(tmp_path, *flags, db_url=postgres_url, name=name) for name in ("one", "two")]
     for server in servers:
         server.launch()

@@ -106,6 +106,10 @@ def test_protected_operations_declare_bearer_and_public_ones_none():
     public = {
         ("post", "/api/auth/register"),
         ("post", "/api/auth/login"),
+        # The mailed link's token is the credential.
+        ("post", "/api/auth/verify"),
+        ("post", "/api/auth/password-reset"),
+        ("post", "/api/auth/password-reset/confirm"),
         ("get", "/api/petitions"),
         ("get", "/api/petitions/similar"),
         ("get", "/api/petitions/{id}"),

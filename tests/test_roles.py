@@ -186,7 +186,7 @@ async def test_admins_list_users_with_emails_by_name_or_email_in_pages(api, make
     first = await api.get("/api/admin/users?q=PERSON&limit=2", admin["token"])
     assert first.status == 200
     assert [user["email"] for user in first.body["users"]] == ["person4@example.org", "person3@example.org"]
-    assert set(first.body["users"][0]) == {"user_id", "email", "name", "role"}
+    assert set(first.body["users"][0]) == {"user_id", "email", "name", "role", "email_verified"}
     names = [user["name"] for user in first.body["users"]]
     cursor = first.body["next_cursor"]
     while cursor is not None:

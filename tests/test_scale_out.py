@@ -293,6 +293,35 @@ async def test_resume_on_b_after_changes_on_a(cluster):
 
 
 @pytest.mark.gen_test(timeout=60)
+async def test_a_password_reset_on_a_closes_the_accounts_sockets_on_b_4401(cluster):
+    import re
+
+    from tests.smtp_catcher import SmtpCatcher
+
+    catcher = SmtpCatcher().start()
+    try:
+        mail = ("--smtp-url", catcher.url, "--verify-email", "off", "--mail-per-second", "100")
+        a, b = cluster.start("a", "b", flags=mail)
+        ann = await cluster.register(a, "ann@example.org")
+        on_b = await cluster.connect(b, "/ws/petitions", ann["token"])
+        await hello_seq(on_b)
+        assert (await cluster.call(b, "GET", "/api/me", token=ann["token"]))[0] == 200  # B caches the token
+        status, _ = await cluster.call(a, "POST", "/api/auth/password-reset", {"email": "ann@example.org"})
+        assert status == 202
+        messages = await catcher.wait(1, timeout=15)
+        token = re.search(r"/account/reset/([0-9A-Za-z_-]+)", messages[0][1].get_content()).group(1)
+        body = {"token": token, "password": "a new passphrase"}
+        status, answer = await cluster.call(a, "POST", "/api/auth/password-reset/confirm", body)
+        assert status == 200, answer
+        assert await read_json(on_b) is None
+        assert on_b.close_code == 4401
+        assert (await cluster.call(b, "GET", "/api/me", token=ann["token"]))[0] == 401
+        assert (await cluster.call(b, "GET", "/api/me", token=answer["token"]))[0] == 200
+    finally:
+        catcher.stop()
+
+
+@pytest.mark.gen_test(timeout=60)
 async def test_logout_on_a_closes_that_tokens_sockets_on_b_4401(cluster):
     a, b = cluster.start("a", "b")
     ann = await cluster.register(a, "ann@example.org")

@@ -38,6 +38,8 @@ def settings(settings, catcher, regions_file):
     return dataclasses.replace(
         settings,
         smtp_url=catcher.url,
+        # Accounts sign in at once here (test_account_mail.py verifies emails).
+        verify_email="off",
         mail_from="office@petitions.example.org",
         mail_per_second=500.0,
         public_url=PUBLIC_URL,
@@ -243,7 +245,7 @@ def test_sigkill_in_the_middle_of_confirmations_loses_nothing_confirmed(tmp_path
     from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer
 
     flags = (*GENEROUS_RATE_FLAGS, f"--smtp-url={catcher.url}", f"--public-url={PUBLIC_URL}")
-    server = LiveServer(tmp_path, *flags, "--mail-per-second=1000").start()
+    server = LiveServer(tmp_path, *flags, "--verify-email=off", "--mail-per-second=1000").start()
     try:
         author = server.register("author@example.org")
         body = {"title": "A petition", "description": "x"}

@@ -94,16 +94,35 @@ class Identity:
     role: str
     token_hash: str
     expires_at: datetime.datetime
+    email_verified: bool = True
 
     def to_dict(self) -> dict:
-        return {"user_id": self.user_id, "email": self.email, "name": self.name, "role": self.role}
+        return {
+            "user_id": self.user_id,
+            "email": self.email,
+            "name": self.name,
+            "role": self.role,
+            "email_verified": self.email_verified,
+        }
 
 
-def create_user(email: str, name: str, password_hash: str, role: str = "citizen") -> User:
-    """Insert a user; 409 if the email is taken (compared case-insensitively)."""
+def create_user(
+    email: str, name: str, password_hash: str, role: str = "citizen", *, email_verified: bool = True
+) -> User:
+    """Insert a user; 409 if the email is taken (compared case-insensitively).
+
+    ``email_verified=False`` only for a registration that waits for its mailed
+    link; accounts an operator makes (``create-user``) are verified.
+    """
     try:
         with User._meta.database.atomic():
-            return User.create(email=email.lower(), name=name, role=role, password_hash=password_hash)
+            return User.create(
+                email=email.lower(),
+                name=name,
+                role=role,
+                password_hash=password_hash,
+                email_verified=email_verified,
+            )
     except peewee.IntegrityError:
         raise ApiError(409, "email_taken", "an account with this email already exists") from None
 
@@ -141,13 +160,29 @@ def identify(token_hash: str) -> Identity:
     row = statements.execute(statements.IDENTIFY, (token_hash,)).fetchone()
     if row is None or row[5] is not None:
         raise ApiError(401, "invalid_token", "the token is unknown or revoked")
-    user_id, email, name, role, expires_at, _ = row
+    user_id, email, name, role, expires_at, _, email_verified = row
     expires_at = statements.timestamp(expires_at)
     if expires_at <= utcnow():
         raise ApiError(401, "token_expired", "the token has expired; sign in again")
     return Identity(
-        user_id=user_id, email=email, name=name, role=role, token_hash=token_hash, expires_at=expires_at
+        user_id=user_id,
+        email=email,
+        name=name,
+        role=role,
+        token_hash=token_hash,
+        expires_at=expires_at,
+        email_verified=bool(email_verified),
     )
+
+
+def revoke_all_tokens(user_id: int) -> list[str]:
+    """Revoke every token of ``user_id`` still in force; returns their hashes (to evict and close their sockets)."""
+    live = AuthToken.select(AuthToken.token_hash).where(
+        (AuthToken.user == user_id) & AuthToken.revoked_at.is_null()
+    )
+    hashes = [token_hash for (token_hash,) in live.tuples()]
+    AuthToken.update(revoked_at=utcnow()).where(AuthToken.token_hash.in_(hashes)).execute()
+    return hashes
 
 
 def revoke_token(token_hash: str) -> None:

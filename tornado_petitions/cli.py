@@ -206,6 +206,8 @@ def main(argv: list[str] | None = None, prog: str = "tornado-petitions") -> int:
     if args.command == "settings":
         return print_settings(args)
     settings = settings_from_args(args)
+    if settings.verifies_email() and not settings.smtp_url:
+        build_parser(prog).error("--verify-email on needs --smtp-url: the links are mailed")
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

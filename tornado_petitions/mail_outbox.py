@@ -5,8 +5,14 @@ transaction (they never commit on their own), so a change and its mails
 commit or roll back together.  Call them only when mail is on
 (``Settings.smtp_url`` set): without an SMTP server nothing is queued.
 
-The sender (``mail_sender.MailSender``) leases pending rows with ``claim``,
-and marks each one sent, failed or to be retried.  ``(change_key, user)`` is
+``queue_account_mail`` queues the mail about an account itself (its link
+to verify the email or reset the password, ``account_links``); it carries
+the link's token in ``secret`` only until the mail is sent.  Every row has
+a lane (``lane_of`` its kind): transactional mail, which someone is
+waiting for, is claimed before and apart from notifications.
+
+The sender (``mail_sender.MailSender``) leases pending rows of one lane
+with ``claim``, and marks each one sent, failed or to be retried.  ``(change_key, user)`` is
 unique: one change never queues one person twice, however often it is
 retried or however many of its recipients overlap (an author who signed).
 
@@ -33,11 +39,30 @@ SIGN_CONFIRM = "sign_confirm"
 SIGN_AGAIN = "sign_again"
 SIGNER_KINDS = frozenset({SIGN_CONFIRM, SIGN_AGAIN})
 
+# Lanes: someone is waiting for a transactional mail (a link to verify, reset or confirm), so
+# the sender takes those first and unpaced; notifications go after, at --mail-per-second.
+TRANSACTIONAL = 0
+NOTIFICATION = 1
+# Mail about the account itself, always sent (unsubscribing stops notifications only).
+VERIFY_EMAIL = "verify_email"
+ACCOUNT_EXISTS = "account_exists"
+PASSWORD_RESET = "password_reset"
+ACCOUNT_KINDS = frozenset({VERIFY_EMAIL, ACCOUNT_EXISTS, PASSWORD_RESET})
+# With a signer's confirmation link and "already signed" note.
+TRANSACTIONAL_KINDS = ACCOUNT_KINDS | SIGNER_KINDS
+
+
+def lane_of(kind: str) -> int:
+    """The lane a mail of ``kind`` travels in."""
+    return TRANSACTIONAL if kind in TRANSACTIONAL_KINDS else NOTIFICATION
+
+
 _FIELDS = [
     MailOutbox.change_key,
     MailOutbox.user,
     MailOutbox.petition,
     MailOutbox.kind,
+    MailOutbox.lane,
     MailOutbox.title,
     MailOutbox.status,
     MailOutbox.note,
@@ -54,6 +79,7 @@ def _constants(change_key: str, kind: str, note: str | None, milestone: str | No
     return {
         "key": peewee.Value(change_key),
         "kind": peewee.Value(kind),
+        "lane": peewee.Value(lane_of(kind)),
         "note": peewee.Value(note),
         "milestone": peewee.Value(milestone),
         "rest": (peewee.Value("pending"), peewee.Value(0), peewee.Value(now), peewee.Value(now)),
@@ -67,6 +93,7 @@ def _row(c: dict, recipient: peewee.Field, petition: peewee.Field) -> tuple:
         recipient,
         petition,
         c["kind"],
+        c["lane"],
         Petition.title,
         Petition.status,
         c["note"],
@@ -135,16 +162,40 @@ def queue_signer_mail(change_key: str, kind: str, petition_id: int, email: str, 
     MailOutbox.insert_from(query, fields).on_conflict_ignore().execute()
 
 
+def queue_account_mail(user_id: int, kind: str, secret: str) -> None:
+    """Queue one ``ACCOUNT_KINDS`` mail to ``user_id`` carrying the link token ``secret``.
+
+    Inside the caller's transaction (the one that made the link).  The token
+    stays in the row only until the mail is sent (``_finish`` clears it).
+    """
+    now = utcnow()
+    MailOutbox.insert(
+        change_key=f"account:{secrets.token_hex(16)}",
+        user=user_id,
+        petition=None,
+        kind=kind,
+        lane=lane_of(kind),
+        secret=secret,
+        title="",
+        status="",
+        state="pending",
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    ).execute()
+
+
 # -- what the sender does with the rows -------------------------------------------
 
 
-def _ready(now: datetime.datetime) -> peewee.Expression:
+def _ready(now: datetime.datetime, lane: int) -> peewee.Expression:
     free = MailOutbox.lease_until.is_null() | (MailOutbox.lease_until < now)
-    return (MailOutbox.state == "pending") & (MailOutbox.next_attempt_at <= now) & free
+    due = (MailOutbox.state == "pending") & (MailOutbox.next_attempt_at <= now)
+    return (MailOutbox.lane == lane) & due & free
 
 
-def claim(owner: str, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
-    """Lease up to ``limit`` rows that are due, oldest first, to ``owner``; returns them with the recipient.
+def claim(owner: str, limit: int, lease_seconds: float, lane: int = NOTIFICATION) -> list[dict[str, Any]]:
+    """Lease up to ``limit`` rows of ``lane`` that are due, oldest first, to ``owner``; returns them with the recipient.
 
     A row leased by a live sender is skipped, so several processes never
     send the same row; a lease of a process that died runs out after
@@ -155,7 +206,7 @@ def claim(owner: str, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
     ids = [
         row_id
         for (row_id,) in MailOutbox.select(MailOutbox.id)
-        .where(_ready(now))
+        .where(_ready(now, lane))
         .order_by(MailOutbox.id)
         .limit(limit)
         .tuples()
@@ -166,7 +217,7 @@ def claim(owner: str, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
         until = now + datetime.timedelta(seconds=lease_seconds)
         # The lease test again here: on PostgreSQL a row another process leased meanwhile is re-checked.
         MailOutbox.update(lease_owner=owner, lease_until=until).where(
-            MailOutbox.id.in_(ids) & _ready(now)
+            MailOutbox.id.in_(ids) & _ready(now, lane)
         ).execute()
     query = (
         MailOutbox.select(
@@ -184,13 +235,14 @@ def claim(owner: str, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
             peewee.fn.COALESCE(MailOutbox.to_name, User.name),
             # A signer without an account is mailed only what they asked for: always.
             peewee.fn.COALESCE(User.email_updates, True),
+            MailOutbox.secret,
         )  # fmt: skip
         .join(User, peewee.JOIN.LEFT_OUTER, on=(MailOutbox.user == User.id))
         .where((MailOutbox.lease_owner == owner) & (MailOutbox.state == "pending") & MailOutbox.id.in_(ids))
         .order_by(MailOutbox.id)
     )
     names = ("row_id", "change_key", "kind", "petition_id", "title", "status", "note", "milestone")
-    names += ("attempts", "user_id", "email", "name", "email_updates")
+    names += ("attempts", "user_id", "email", "name", "email_updates", "secret")
     return [dict(zip(names, row, strict=True)) for row in query.tuples()]
 
 
@@ -203,7 +255,13 @@ def renew(owner: str, ids: list[int], lease_seconds: float) -> None:
 
 
 def _finish(row_id: int, state: str, error: str | None = None) -> None:
-    changes: dict = {MailOutbox.state: state, MailOutbox.lease_until: None, MailOutbox.error: error}
+    # A link token is kept only while its mail may still be sent.
+    changes: dict = {
+        MailOutbox.state: state,
+        MailOutbox.lease_until: None,
+        MailOutbox.error: error,
+        MailOutbox.secret: None,
+    }
     if state == "sent":
         changes[MailOutbox.sent_at] = utcnow()
     MailOutbox.update(changes).where((MailOutbox.id == row_id) & (MailOutbox.state == "pending")).execute()

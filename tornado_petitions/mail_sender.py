@@ -1,9 +1,14 @@
-"""The task that drains the mail outbox through an SMTP server, paced, without ever blocking a request.
+"""The tasks that drain the mail outbox through an SMTP server, without ever blocking a request.
 
 Started by ``PetitionsApplication.start`` only when ``--smtp-url`` is set.
-It leases due rows (``mail_outbox.claim``), sends each over one kept-open
-aiosmtplib connection at no more than ``--mail-per-second``, and marks the
-row sent only after the server accepted it.  While the server is down (or
+Mail travels in two lanes (``mail_outbox.lane_of``): transactional mail (a
+link to verify an email, reset a password or confirm a signature: someone
+is waiting) goes first and unpaced; notifications go at no more than
+``--mail-per-second``.  Each lane has a few couriers (``mail_courier``),
+each leasing due rows of its lane (``mail_outbox.claim``) and sending them
+over its own kept-open aiosmtplib connection, so a million notifications
+waiting never delay a confirmation by more than one mail's send.  A row is
+marked sent only after the server accepted it.  While the server is down (or
 answers 421) it gives its leases back and tries again with a backoff that
 never exceeds ``--mail-retry-max`` (10 s); a 4xx for one mail retries that
 row later; a 5xx gives that row up with a log line.  A row that cannot be
@@ -37,17 +42,18 @@ from urllib.parse import unquote, urlparse
 
 import aiosmtplib
 
-from . import addresses, mail_outbox, signature_mail
+from . import account_mail, mail_outbox, signature_mail
 from .db_runner import DatabaseRunner
+from .mail_courier import SMTP_TIMEOUT, MailCourier
 from .metrics import ServiceMetrics
 from .settings import Settings, SettingsError
 
 log = logging.getLogger("tornado_petitions.mail")
 
-# Seconds past a put-off row's due time that the sender looks for it again.
-RETRY_MARGIN = 0.05
-# Seconds one SMTP command may take before the connection counts as down.
-SMTP_TIMEOUT = 10.0
+# SMTP connections per lane, each kept open for many mails: transactional mail (links someone
+# waits for) never queues behind notifications, and a slow reply holds up one connection only.
+TRANSACTIONAL_COURIERS = 2
+NOTIFICATION_COURIERS = 2
 
 _MILESTONE_TEXT = {
     "response": "It has reached {threshold:,} signatures, so the government will respond to it.",
@@ -96,9 +102,10 @@ class MailSender:
         self._password = unquote(url.password) if url.password else None
         rate = max(settings.mail_per_second, 0.001)
         self._interval = 1.0 / rate
-        # About two seconds of mail per claim; the lease covers sending all of it twice over.
-        self._batch = max(1, min(100, int(rate * 2)))
-        self._lease = 2 * self._batch / rate + SMTP_TIMEOUT + 5
+        # About two seconds of mail per claim (split between the couriers); the lease covers
+        # sending all of it twice over.
+        self._batch = max(1, min(100, int(rate * 2 / NOTIFICATION_COURIERS)))
+        self._lease = 2 * self._batch * NOTIFICATION_COURIERS / rate + SMTP_TIMEOUT + 5
         try:
             self._from = Address(addr_spec=settings.mail_from)
         except (ValueError, IndexError, email.errors.HeaderParseError) as error:
@@ -108,175 +115,79 @@ class MailSender:
         if not _HEADER_URL.fullmatch(settings.public_base_url()):
             raise SettingsError("--public-url must be a URL without spaces or non-ASCII characters")
         self._domain = self._from.domain or "localhost"
-        self._smtp: aiosmtplib.SMTP | None = None
+        self.mail_from = self._from
         self._next_send = 0.0
-        self._outage = 0  # consecutive failed tries while the server is unreachable
         self._depth_at = 0.0
-        self._wake = asyncio.Event()
-        self._retry_at: float | None = None  # loop time of the earliest row this sender put off (4xx)
-        self._task: asyncio.Task | None = None
+        self.stopping = False
+        self._wake = {lane: asyncio.Event() for lane in (mail_outbox.TRANSACTIONAL, mail_outbox.NOTIFICATION)}
+        # Transactional mail: small claims, so a few couriers share a burst; the lease covers a
+        # slow server.  Notifications: about two seconds of mail per claim, leased for twice that.
+        self.couriers = [
+            MailCourier(
+                self, mail_outbox.TRANSACTIONAL, f"{self.owner}-t{n}", 10, 10 * SMTP_TIMEOUT, polls=n == 0
+            )
+            for n in range(TRANSACTIONAL_COURIERS)
+        ] + [
+            MailCourier(
+                self, mail_outbox.NOTIFICATION, f"{self.owner}-n{n}", self._batch, self._lease, polls=n == 0
+            )
+            for n in range(NOTIFICATION_COURIERS)
+        ]
+        self._tasks: list[asyncio.Task] = []
+
+    one_line = staticmethod(_one_line)
+
+    @property
+    def server_name(self) -> str:
+        return f"{self._host}:{self._port}"
 
     def start(self) -> None:
-        """Start draining in the running loop."""
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        """Start every courier in the running loop."""
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(courier.run()) for courier in self.couriers]
 
     def wake(self) -> None:
-        """Something was queued: look now rather than at the next poll."""
-        self._wake.set()
+        """Something was queued: every lane looks now rather than at its next poll."""
+        for event in self._wake.values():
+            event.set()
+
+    def wake_event(self, lane: int) -> asyncio.Event:
+        """What a courier of ``lane`` waits on while its lane is empty."""
+        return self._wake[lane]
 
     async def stop(self) -> None:
-        """Stop after the mail in flight, give back the leases, close the SMTP connection."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-        await self.runner.run(mail_outbox.release, self.owner)
-        await self._disconnect(polite=True)
+        """Stop after the mails in flight, give back the leases, close the SMTP connections."""
+        self.stopping = True
+        self.wake()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for courier in self.couriers:
+            await courier.close()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._drain_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # A database hiccup must not end mail for the life of the process.
-                log.exception("mail sender step failed; trying again in 1 s")
-                await asyncio.sleep(1.0)
-
-    async def _drain_once(self) -> None:
+    async def refresh_depth(self) -> None:
+        """Set the outbox depth gauge, at most once a second whichever courier asks."""
         loop = asyncio.get_running_loop()
         if loop.time() - self._depth_at >= 1.0:
             self._depth_at = loop.time()
             self.metrics.mail_depth.set(await self.runner.run(mail_outbox.depth))
-        claimed_at = loop.time()
-        rows = await self.runner.run(mail_outbox.claim, self.owner, self._batch, self._lease)
-        if self._retry_at is not None and self._retry_at < claimed_at:
-            self._retry_at = None  # this claim came after the put-off rows fell due
-        if not rows:
-            self._wake.clear()
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that arrives
-            # as the event is set (CPython gh-86296), and stop() then waited for ever.
-            try:
-                async with asyncio.timeout(self._idle_wait()):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-            return
-        renew_at = loop.time() + self._lease / 2
-        for index, row in enumerate(rows):
-            if not await self._deliver(row):
-                await self.runner.run(mail_outbox.release, self.owner)
-                await asyncio.sleep(self._outage_delay())
-                return
-            if loop.time() >= renew_at:
-                rest = [r["row_id"] for r in rows[index + 1 :]]
-                await self.runner.run(mail_outbox.renew, self.owner, rest, self._lease)
-                renew_at = loop.time() + self._lease / 2
 
-    def _idle_wait(self) -> float:
-        """Seconds to wait for a wake-up: ``--mail-poll-seconds``, or less when a row put off is due sooner."""
-        wait = self.settings.mail_poll_seconds
-        if self._retry_at is not None:
-            # A little past the time: the row's due time is the database clock's, not the loop's.
-            wait = min(wait, self._retry_at - asyncio.get_running_loop().time() + RETRY_MARGIN)
-        return max(wait, 0.0)
+    async def pace(self) -> None:
+        """Wait for the next notification slot (``--mail-per-second`` across every notification courier).
 
-    def _outage_delay(self) -> float:
-        return min(self.settings.mail_retry_max, 0.25 * 2 ** min(self._outage, 10))
+        The slot is taken before the wait, so couriers waiting together get
+        successive slots rather than one each.
+        """
+        now = asyncio.get_running_loop().time()
+        slot = max(now, self._next_send)
+        self._next_send = slot + self._interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
-    async def _pace(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        if self._next_send > now:
-            await asyncio.sleep(self._next_send - now)
-            now = loop.time()
-        self._next_send = max(now, self._next_send) + self._interval
-
-    async def _deliver(self, row: dict) -> bool:
-        """Send one row and record the outcome; False when the server is unreachable (try again later)."""
-        if not row["email_updates"]:
-            await self.runner.run(mail_outbox.mark_skipped, row["row_id"])
-            return True
-        try:
-            recipient = addresses.normalize(row["email"])
-            data = self.compose(row, recipient).as_bytes(policy=_WIRE_POLICY)
-        except (ValueError, TypeError, email.errors.MessageError) as error:
-            # An address stored before addresses were checked, or a header that cannot be written.
-            return await self._unsendable(row, f"cannot be mailed: {error}")
-        await self._pace()
-        try:
-            smtp = await self._connection()
-        except (OSError, aiosmtplib.SMTPException) as error:
-            # Refused greeting, failed login, no route: the server's trouble (or ours), never this mail's.
-            await self._unreachable(error)
-            return False
-        try:
-            await smtp.sendmail(self._from.addr_spec, [recipient], data)
-        except aiosmtplib.SMTPSenderRefused as error:
-            # Our --mail-from is refused: every mail would be; keep them all until that is fixed.
-            await self._unreachable(error)
-            return False
-        except aiosmtplib.SMTPRecipientsRefused as error:
-            refused = error.recipients[0] if error.recipients else None
-            if refused is None:
-                return await self._refused(row, 550, str(error))
-            return await self._refused(row, refused.code, refused.message)
-        except aiosmtplib.SMTPResponseException as error:
-            return await self._refused(row, error.code, error.message)
-        except (OSError, aiosmtplib.SMTPException) as error:
-            await self._unreachable(error)
-            return False
-        await self.runner.run(mail_outbox.mark_sent, row["row_id"])
-        self.metrics.mail_sent.inc()
-        if self._outage:
-            log.info("SMTP server %s:%d is back; sending mail", self._host, self._port)
-            self._outage = 0
-        return True
-
-    async def _refused(self, row: dict, code: int, text: str) -> bool:
-        if code == 421 or code < 400:  # "service not available": the server, not this mail
-            await self._unreachable(aiosmtplib.SMTPResponseException(code, text))
-            return False
-        await self._reset()
-        if code < 500:
-            delay = min(self.settings.mail_retry_max, 0.5 * 2 ** min(row["attempts"], 10))
-            await self.runner.run(mail_outbox.retry_later, row["row_id"], delay, f"{code} {text}")
-            due = asyncio.get_running_loop().time() + delay
-            self._retry_at = due if self._retry_at is None else min(self._retry_at, due)
-            self.metrics.mail_retries.inc()
-            return True
-        return await self._unsendable(row, f"{code} {_one_line(text)}", "refused for good")
-
-    async def _unsendable(self, row: dict, reason: str, what: str = "not sent") -> bool:
-        """Give ``row`` up for good: mark it failed with ``reason``, log it, count it; the batch goes on."""
-        log.warning(
-            "mail %d (%s) to user %s %s: %s", row["row_id"], row["change_key"], row["user_id"], what, reason
-        )
-        await self.runner.run(mail_outbox.mark_failed, row["row_id"], reason)
-        self.metrics.mail_failed.inc()
-        return True
-
-    async def _unreachable(self, error: Exception) -> None:
-        if not self._outage:
-            log.warning(
-                "SMTP server %s:%d not taking mail (%s); mail waits in the outbox, retrying at most %.0f s apart",
-                self._host,
-                self._port,
-                _one_line(str(error)) or type(error).__name__,
-                self.settings.mail_retry_max,
-            )
-        self._outage += 1
-        self.metrics.mail_retries.inc()
-        await self._disconnect(polite=False)
-
-    async def _connection(self) -> aiosmtplib.SMTP:
-        if self._smtp is not None and self._smtp.is_connected:
-            return self._smtp
-        smtp = aiosmtplib.SMTP(
+    def new_connection(self) -> aiosmtplib.SMTP:
+        """An SMTP client for ``--smtp-url``, not yet connected."""
+        return aiosmtplib.SMTP(
             hostname=self._host,
             port=self._port,
             username=self._username,
@@ -284,30 +195,10 @@ class MailSender:
             use_tls=self._tls,
             timeout=SMTP_TIMEOUT,
         )
-        await smtp.connect()
-        self._smtp = smtp
-        return smtp
 
-    async def _reset(self) -> None:
-        """After a refused mail: RSET, so the next mail starts a clean transaction (or reconnect)."""
-        if self._smtp is None:
-            return
-        try:
-            await self._smtp.rset()
-        except (OSError, aiosmtplib.SMTPException):
-            await self._disconnect(polite=False)
-
-    async def _disconnect(self, polite: bool) -> None:
-        smtp, self._smtp = self._smtp, None
-        if smtp is None or not smtp.is_connected:
-            return
-        try:
-            if polite:
-                await asyncio.wait_for(smtp.quit(), 1.0)
-            else:
-                smtp.close()
-        except (OSError, aiosmtplib.SMTPException):  # TimeoutError is an OSError
-            smtp.close()
+    def wire_bytes(self, row: dict, recipient: str) -> bytes:
+        """The mail of ``row`` as sent (7-bit); raises ``ValueError`` when it cannot be built."""
+        return self.compose(row, recipient).as_bytes(policy=_WIRE_POLICY)
 
     def unsubscribe_url(self, user_id: int) -> str:
         """The signed link that stops mail to ``user_id``."""
@@ -321,6 +212,9 @@ class MailSender:
         """
         if row["kind"] in mail_outbox.SIGNER_KINDS:
             return signature_mail.compose(self.settings, self.key, row, self._domain, self._from, recipient)
+        if row["kind"] in mail_outbox.ACCOUNT_KINDS:
+            to = Address(display_name=_one_line(row["name"]), addr_spec=recipient)
+            return account_mail.compose(self.settings, row, to=to, sender=self._from, domain=self._domain)
         title = _one_line(row["title"])
         link = f"{self.settings.public_base_url()}/petitions/{row['petition_id']}"
         unsubscribe = self.unsubscribe_url(row["user_id"])

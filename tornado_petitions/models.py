@@ -55,9 +55,18 @@ class User(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
     # False once the user unsubscribed (the link in every mail, or PATCH /api/me).
     email_updates = peewee.BooleanField(default=True)
+    # False from a registration with email verification on until its link (or a reset) is used.
+    # Accounts from before verification existed, and create-user's, are verified.
+    email_verified = peewee.BooleanField(default=True, constraints=[peewee.SQL("DEFAULT TRUE")])
 
     def to_dict(self) -> dict:
-        return {"user_id": self.id, "email": self.email, "name": self.name, "role": self.role}
+        return {
+            "user_id": self.id,
+            "email": self.email,
+            "name": self.name,
+            "role": self.role,
+            "email_verified": bool(self.email_verified),
+        }
 
 
 class AuthToken(BaseModel):
@@ -68,6 +77,17 @@ class AuthToken(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
     expires_at = peewee.DateTimeField()
     revoked_at = peewee.DateTimeField(null=True)
+
+
+class AccountLink(BaseModel):
+    """A mailed link that verifies an email or resets a password: single-use, expiring, kept only as a hash."""
+
+    user = peewee.ForeignKeyField(User, backref="links", on_delete="CASCADE")
+    purpose = peewee.CharField(max_length=8)  # verify | reset
+    token_hash = peewee.CharField(max_length=64, unique=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    expires_at = peewee.DateTimeField()
+    used_at = peewee.DateTimeField(null=True)
 
 
 class Petition(BaseModel):
@@ -207,9 +227,15 @@ class MailOutbox(BaseModel):
     user = peewee.ForeignKeyField(User, backref="mail", on_delete="CASCADE", null=True)
     to_email = peewee.CharField(max_length=254, null=True)
     to_name = peewee.CharField(max_length=100, null=True)
-    petition = peewee.ForeignKeyField(Petition, backref="mail", on_delete="CASCADE")
+    # None for mail about the account itself (verification, password reset).
+    petition = peewee.ForeignKeyField(Petition, backref="mail", on_delete="CASCADE", null=True)
     # status_changed | milestone | sign_confirm | sign_again (already signed)
+    # | verify_email | account_exists | password_reset
     kind = peewee.CharField(max_length=16)
+    # mail_outbox.TRANSACTIONAL (someone is waiting for it) or NOTIFICATION (paced).
+    lane = peewee.SmallIntegerField(default=1, constraints=[peewee.SQL("DEFAULT 1")])
+    # The link token an account mail carries, only until the mail is sent (the link keeps its hash).
+    secret = peewee.CharField(max_length=64, null=True)
     title = peewee.CharField(max_length=200)
     status = peewee.CharField(max_length=16)
     note = peewee.TextField(null=True)
@@ -251,6 +277,10 @@ class AuditEntry(BaseModel):
         indexes = ((("actor_id", "id"), False), (("action", "id"), False))
 
 
+# The sender's claim, one lane at a time (transactional mail first).
+_MAIL_LANE_INDEX = MailOutbox.index(MailOutbox.lane, MailOutbox.state, MailOutbox.next_attempt_at)
+
+
 class ServiceSecret(BaseModel):
     """Keys the service generates once and every process shares (the unsubscribe-link key)."""
 
@@ -262,6 +292,7 @@ MODELS = [
     SchemaVersion,
     User,
     AuthToken,
+    AccountLink,
     Petition,
     Signature,
     EventCounter,
@@ -316,6 +347,9 @@ def bind_database(db: peewee.Database) -> None:
             _migrate_to_4(db)
         for model in MODELS:
             model._schema.create_indexes(safe=True)
+        _allow_null(db, MailOutbox.petition)
+        # After the columns it covers exist in tables made by an older version.
+        db.execute(MailOutbox._schema._create_index(_MAIL_LANE_INDEX, safe=True))
         search.install(db)
         _protect_audit_log(db)
         if not SchemaVersion.select().exists():
@@ -416,6 +450,20 @@ def _protect_audit_log(db: peewee.Database) -> None:
             f"CREATE TRIGGER IF NOT EXISTS {table}_no_{operation.lower()} BEFORE {operation} ON {table} "
             f"BEGIN SELECT RAISE(ABORT, '{message}'); END"
         )
+
+
+def _allow_null(db: peewee.Database, field: peewee.Field) -> None:
+    """Drop a NOT NULL that an older version had on ``field``'s column (mail_outbox.petition_id, version 2).
+
+    On SQLite peewee rebuilds the table to do it, which is safe only for a
+    table no other table references (the outbox).
+    """
+    from playhouse.migrate import migrate
+
+    table = field.model._meta.table_name
+    column = next(c for c in db.get_columns(table) if c.name == field.column_name)
+    if not column.null:
+        migrate(_migrator(db).drop_not_null(table, field.column_name))
 
 
 def close_database(db: peewee.Database) -> None:

@@ -97,6 +97,13 @@ _CROSS_SITE = _error(
 )
 
 
+_EMAIL_VERIFIED = {
+    "type": "boolean",
+    "description": "Whether the account's owner opened a mailed link (verification or password reset).",
+}
+_LINK_GONE = _error("The link's token is unknown, used or expired (`not_found`).")
+
+
 def _errors(*statuses: str) -> dict:
     return {status: _ERRORS[status] for status in statuses}
 
@@ -141,6 +148,7 @@ def _schemas(settings: Settings) -> dict:
                 "email": {"type": "string"},
                 "name": {"type": "string"},
                 "role": {"type": "string", "enum": list(ROLES)},
+                "email_verified": _EMAIL_VERIFIED,
             }
         ),
         "Me": _object(
@@ -149,6 +157,7 @@ def _schemas(settings: Settings) -> dict:
                 "email": {"type": "string"},
                 "name": {"type": "string"},
                 "role": {"type": "string", "enum": list(ROLES)},
+                "email_verified": _EMAIL_VERIFIED,
                 "email_updates": {
                     "type": "boolean",
                     "description": "Whether mail about your petitions and signatures reaches you.",
@@ -208,6 +217,7 @@ def _schemas(settings: Settings) -> dict:
                 "token": {"type": "string", "description": "Send as `Authorization: Bearer <token>`."},
             }
         ),
+        "Message": _object({"message": {"type": "string", "description": "For people: what happens next."}}),
         "Person": _object({"user_id": {"type": "integer", "minimum": 1}, "name": {"type": "string"}}),
         "Petition": _petition_schema(),
         "SignaturePending": _object(
@@ -423,6 +433,9 @@ def _operations(settings: Settings) -> list[dict]:
             "MeChange",
             "SignatureConfirmation",
             "RoleChange",
+            "VerifyEmail",
+            "PasswordReset",
+            "PasswordResetConfirm",
         )
     }
     petition = {"description": "The petition as it stands now.", "content": _json(_ref("Petition"))}
@@ -431,20 +444,52 @@ def _operations(settings: Settings) -> list[dict]:
         {
             "operationId": "register",
             "tags": ["accounts"],
-            "summary": "Create a citizen account and sign in",
-            "description": "Also sets the web page's session cookie. Rate limited per client address.",
+            "summary": "Create a citizen account and sign in (or, verifying email, mail a link)",
+            "description": (
+                "Without email verification: 201, signed in, and the web page's session cookie set. "
+                "With it (`--verify-email`, on by default when the service sends mail): 202 with "
+                "the same body whether or not the email has an account; the address is mailed a "
+                "link to `/account/verify/{token}` (new account) or a note with a password-reset "
+                "link (existing one). Rate limited per client address, and with verification per "
+                "email too."
+            ),
             "security": public,
             "requestBody": body["Register"],
             "responses": {
                 "201": {
-                    "description": "Registered and signed in.",
+                    "description": "Registered and signed in (email verification off).",
                     "headers": _SET_COOKIE,
                     "content": _json(_ref("SignedIn")),
                 },
+                "202": {
+                    "description": "A message is on its way to the address (email verification on).",
+                    "content": _json(_ref("Message")),
+                },
                 **_errors("400"),
                 "403": _CROSS_SITE,
-                "409": _error("An account with this email exists (`email_taken`)."),
+                "409": _error(
+                    "An account with this email exists (`email_taken`; email verification off only)."
+                ),
                 **_errors("413", "422", "429"),
+            },
+        },
+        {
+            "operationId": "verifyEmail",
+            "tags": ["accounts"],
+            "summary": "Verify the email with the mailed link's token, and sign in",
+            "description": "Also sets the session cookie. A link works once, for `--link-hours`.",
+            "security": public,
+            "requestBody": body["VerifyEmail"],
+            "responses": {
+                "200": {
+                    "description": "Verified and signed in.",
+                    "headers": _SET_COOKIE,
+                    "content": _json(_ref("SignedIn")),
+                },
+                "400": _ERRORS["400"],
+                "403": _CROSS_SITE,
+                "404": _LINK_GONE,
+                **_errors("413", "422"),
             },
         },
         {
@@ -465,7 +510,11 @@ def _operations(settings: Settings) -> list[dict]:
                 },
                 "400": _ERRORS["400"],
                 "401": _error("Wrong email or password (`bad_credentials`)."),
-                "403": _CROSS_SITE,
+                "403": _error(
+                    "A browser on another site (`cross_site_sign_in`), or, with email verification, "
+                    "the right password for an account whose email is not verified yet "
+                    "(`email_not_verified`)."
+                ),
                 **_errors("413", "422", "429"),
             },
         },
@@ -475,6 +524,45 @@ def _operations(settings: Settings) -> list[dict]:
             "summary": "Revoke the caller's token",
             "description": "Sockets opened with the token are closed with code 4401.",
             "responses": {"204": {"description": "Signed out."}, **_errors("401", "403")},
+        },
+        {
+            "operationId": "requestPasswordReset",
+            "tags": ["accounts"],
+            "summary": "Mail a password-reset link",
+            "description": (
+                "202 whether or not the email has an account; only an account's address is mailed, "
+                "a link to `/account/reset/{token}`. Rate limited per client address and per email."
+            ),
+            "security": public,
+            "requestBody": body["PasswordReset"],
+            "responses": {
+                "202": {"description": "Accepted.", "content": _json(_ref("Message"))},
+                "400": _ERRORS["400"],
+                "403": _CROSS_SITE,
+                **_errors("413", "422", "429"),
+            },
+        },
+        {
+            "operationId": "resetPassword",
+            "tags": ["accounts"],
+            "summary": "Set a new password with the mailed link's token, and sign in",
+            "description": (
+                "Revokes every other token of the account (their sockets close with 4401) and "
+                "verifies its email. Also sets the session cookie."
+            ),
+            "security": public,
+            "requestBody": body["PasswordResetConfirm"],
+            "responses": {
+                "200": {
+                    "description": "Password set; signed in.",
+                    "headers": _SET_COOKIE,
+                    "content": _json(_ref("SignedIn")),
+                },
+                "400": _ERRORS["400"],
+                "403": _CROSS_SITE,
+                "404": _LINK_GONE,
+                **_errors("413", "422"),
+            },
         },
         {
             "operationId": "me",

@@ -165,6 +165,8 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
     created if missing.  Call ``await app.start()`` inside the running loop
     before serving, and ``await app.shutdown()`` to stop.
     """
+    if settings.verifies_email() and not settings.smtp_url:
+        raise ValueError("verify_email on needs smtp_url: the links are mailed")
     db = db if db is not None else open_database(settings.db_url, pool_size=settings.db_workers + 2)
     bind_database(db)
     runner = DatabaseRunner(db, inline=settings.db_inline, workers=settings.db_workers)

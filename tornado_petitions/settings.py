@@ -78,6 +78,18 @@ def switch(text: str) -> bool:
     return text.lower() in ("1", "true", "yes", "on")
 
 
+def auto_switch(text: str) -> str:
+    """``auto``, ``on`` or ``off``; 1/0, true/false and yes/no are on and off; raises ``ValueError`` otherwise."""
+    word = text.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return "on"
+    if word in ("0", "false", "no", "off"):
+        return "off"
+    if word == "auto":
+        return "auto"
+    raise ValueError(f"{text!r} is not auto, on or off")
+
+
 def comma_separated(text: str) -> tuple[str, ...]:
     """``a, b,,c`` as ``("a", "b", "c")``."""
     return tuple(item.strip() for item in text.split(",") if item.strip())
@@ -190,6 +202,19 @@ class RateLimits:
         5,
         "--signature-mails-per-email",
         "signatures without an account (each mails the address) per email per window",
+    )
+    # Mail an account asks for (verification, "you have an account", password reset), counted
+    # per ``mail_window_seconds`` (an hour), so no one can make the service flood a mailbox.
+    mail_window_seconds: float = setting(
+        3600.0, "--mail-window", "seconds of the account-mail rate-limit window"
+    )
+    account_mails_per_email: int = setting(
+        5,
+        "--account-mails-per-email",
+        "verification and password-reset mails to one address per mail window",
+    )
+    password_resets_per_address: int = setting(
+        30, "--password-resets-per-address", "password-reset requests from one client address per mail window"
     )
 
 
@@ -324,9 +349,12 @@ class Settings:
         "--mail-secret",
         "key signing unsubscribe and confirmation links (default: generated, kept in the database)",
     )
-    # Hours a mailed link (a signature's confirmation) works; unconfirmed signatures are deleted after it.
+    # Hours a mailed link (a signature's confirmation, an email verification, a password reset)
+    # works; unconfirmed signatures are deleted after it.
     link_hours: float = setting(
-        24.0, "--link-hours", "hours a mailed link works; unconfirmed signatures are deleted after"
+        24.0,
+        "--link-hours",
+        "hours a mailed link (confirmation, verification, reset) works; unconfirmed signatures are deleted after",
     )
     # Days after a petition stops taking signatures until its signers' personal data is erased.
     anonymize_days: float = setting(
@@ -338,8 +366,21 @@ class Settings:
     regions_file: str | None = setting(
         None, "--regions-file", "CSV of postcode_prefix,region: count signatures by region too"
     )
+    verify_email: str = setting(
+        "auto",
+        "--verify-email",
+        "auto, on or off: new accounts sign in only after opening a mailed link (auto: with --smtp-url)",
+        parse=auto_switch,
+        choices=("auto", "on", "off"),
+    )
     limits: Limits = dataclasses.field(default_factory=Limits)
     rate_limits: RateLimits = dataclasses.field(default_factory=RateLimits)
+
+    def verifies_email(self) -> bool:
+        """Whether registration waits for the mailed link (``verify_email``; ``auto``: when mail is on)."""
+        if self.verify_email == "auto":
+            return bool(self.smtp_url)
+        return self.verify_email == "on"
 
     def public_base_url(self) -> str:
         """Where mails link to, without a trailing slash."""

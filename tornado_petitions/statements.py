@@ -17,7 +17,7 @@ from typing import Any
 from .models import database_proxy
 
 IDENTIFY = (
-    'SELECT u."id", u."email", u."name", u."role", t."expires_at", t."revoked_at"'
+    'SELECT u."id", u."email", u."name", u."role", t."expires_at", t."revoked_at", u."email_verified"'
     ' FROM "auth_token" AS t JOIN "user" AS u ON u."id" = t."user_id" WHERE t."token_hash" = ?'
 )
 NEXT_SEQ = 'UPDATE "event_counter" SET "value" = "value" + 1 WHERE "id" = 1 RETURNING "value"'

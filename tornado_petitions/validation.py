@@ -184,12 +184,18 @@ def _country(required: bool) -> tuple[Any, Any]:
 
 def _declarations(limits: Limits) -> dict[str, dict[str, Any]]:
     """Every request body: field name -> ``Text`` rule or (annotation, default)."""
+    new_password = Text(limits.password_max, limits.password_min, strip=False, blank=False)
+    # A mailed link's token (43 URL-safe characters as issued).
+    link_token = Text(128, 1, description="The token from the mailed link's path.")
     return {
         "Register": {
             "email": email_rule(limits),
             "name": Text(limits.name_max, 1, visible=True),
-            "password": Text(limits.password_max, limits.password_min, strip=False, blank=False),
+            "password": new_password,
         },
+        "VerifyEmail": {"token": link_token},
+        "PasswordReset": {"email": Text(limits.email_max, 1)},
+        "PasswordResetConfirm": {"token": link_token, "password": new_password},
         "Login": {
             "email": Text(limits.email_max, 1),
             "password": Text(limits.password_max, 1, strip=False),

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from . import admin, audit, auth, confirm, mail, openapi, page, people, petitions, sockets, system
+from . import (
+    account_pages,
+    admin,
+    audit,
+    auth,
+    confirm,
+    mail,
+    openapi,
+    page,
+    people,
+    petitions,
+    sockets,
+    system,
+)
 from .routing import Route
 
 # In the router's order: the first route whose pattern matches a path serves it.
@@ -14,6 +27,7 @@ ROUTES: list[Route] = [
     *audit.routes,
     *mail.routes,
     *confirm.routes,
+    *account_pages.routes,
     *sockets.routes,
     *system.routes,
     *openapi.routes,

@@ -1,11 +1,13 @@
-"""Accounts over HTTP: register, log in, log out, and who am I."""
+"""Accounts over HTTP: register (and verify the email), log in, log out, reset a password, and who am I."""
 
 from __future__ import annotations
 
-from .. import accounts, addresses, mail_outbox, roles
+import functools
+
+from .. import account_links, accounts, addresses, mail_outbox, roles
 from ..errors import ApiError
 from ..rate_limit import Rule
-from .base import SESSION_COOKIE, BaseHandler
+from .base import SESSION_COOKIE, BaseHandler, ServiceMixin
 from .routing import Route
 
 
@@ -31,19 +33,122 @@ class SignInHandler(BaseHandler):
         self.set_session_cookie(token)
         self.write_json({"user": user.to_dict(), "token": token}, status)
 
+    def mail_rule(self, email: str) -> Rule:
+        """Mail an account asks for, counted per address mailed: no one makes the service flood a mailbox."""
+        rates = self.config.rate_limits
+        return Rule(
+            f"account-mail:{addresses.canonical(email)}",
+            rates.account_mails_per_email,
+            rates.mail_window_seconds,
+        )
+
+
+# What a registration with email verification answers, whether or not the email had an account.
+REGISTERED_MESSAGE = (
+    "Check your email: we sent a message to this address. Open the link in it to finish; "
+    "it works for {hours:g} hours."
+)
+
 
 class RegisterHandler(SignInHandler):
-    """``POST /api/auth/register``: a new citizen account, signed in at once."""
+    """``POST /api/auth/register``: a new citizen account, signed in at once, or (verifying email) mailed a link.
+
+    With verification on the answer is 202 and the same whether or not the
+    email has an account, after the same work (the password is hashed
+    either way, one transaction queues one mail), so neither the answer nor
+    its timing tells who has an account; the mail tells the address's owner.
+    """
 
     async def post(self) -> None:
         body = self.read_body("Register")
         rates = self.config.rate_limits
-        await self.rate_limiter.hit(
-            Rule("register:" + self.client_address(), rates.register_per_address, rates.window_seconds)
+        address_rule = Rule(
+            "register:" + self.client_address(), rates.register_per_address, rates.window_seconds
         )
+        if not self.config.verifies_email():
+            await self.rate_limiter.hit(address_rule)
+            password_hash = await self.runner.offload(accounts.hash_password, body.password)
+            # Not verified (nobody read a mail), though it signs in and counts as if it were.
+            user = await self.runner.run(
+                functools.partial(accounts.create_user, email_verified=False),
+                body.email,
+                body.name,
+                password_hash,
+            )
+            await self.signed_in(user, 201)
+            return
+        await self.rate_limiter.hit_all(address_rule, self.mail_rule(body.email))
         password_hash = await self.runner.offload(accounts.hash_password, body.password)
-        user = await self.runner.run(accounts.create_user, body.email, body.name, password_hash)
-        await self.signed_in(user, 201)
+        await self.runner.run(
+            account_links.register, body.email, body.name, password_hash, self.config.link_hours
+        )
+        self.application.mail_queued()
+        self.write_json({"message": REGISTERED_MESSAGE.format(hours=self.config.link_hours)}, 202)
+
+
+class VerifyEmailHandler(SignInHandler):
+    """``POST /api/auth/verify`` ``{token}``: spend the mailed link, verify the email, sign in (200 ``{user, token}``)."""
+
+    async def post(self) -> None:
+        body = self.read_body("VerifyEmail")
+        user = await self.runner.run(account_links.verify, body.token)
+        await self.signed_in(user, 200)
+
+
+# A reset request's answer, whether or not the email has an account.
+RESET_MESSAGE = (
+    "If an account uses this address, we sent it a link to set a new password; it works for {hours:g} hours."
+)
+
+
+class PasswordResetHandler(SignInHandler):
+    """``POST /api/auth/password-reset`` ``{email}``: 202 always; a reset link is mailed only to an account.
+
+    Limited per client address and per email (each request may mail that
+    address).  A sign-in step, so a browser of another site is refused too.
+    """
+
+    async def post(self) -> None:
+        body = self.read_body("PasswordReset")
+        rates = self.config.rate_limits
+        await self.rate_limiter.hit_all(
+            Rule(
+                "reset-address:" + self.client_address(),
+                rates.password_resets_per_address,
+                rates.mail_window_seconds,
+            ),
+            self.mail_rule(body.email),
+        )
+        if self.config.smtp_url and await self.runner.run(
+            account_links.request_reset, body.email, self.config.link_hours
+        ):
+            self.application.mail_queued()
+        self.write_json({"message": RESET_MESSAGE.format(hours=self.config.link_hours)}, 202)
+
+
+async def reset_password(handler: ServiceMixin, token: str, password: str):
+    """Spend a reset link: the new password, every other token revoked (their sockets closed 4401); the user.
+
+    Shared by the JSON endpoint and the link's page.  404 when the link does
+    not work, checked before the password is hashed.
+    """
+    if not await handler.runner.run(account_links.link_is_live, account_links.RESET, token):
+        raise ApiError(404, "not_found", "this link is unknown, used or expired; ask for a new one")
+    password_hash = await handler.runner.offload(accounts.hash_password, password)
+    user, revoked = await handler.runner.run(account_links.reset, token, password_hash)
+    for token_hash in revoked:
+        handler.tokens.evict(token_hash)
+        handler.publisher.close_token(token_hash)
+    return user
+
+
+class PasswordResetConfirmHandler(SignInHandler):
+    """``POST /api/auth/password-reset/confirm`` ``{token, password}``: set the password and sign in."""
+
+    async def post(self) -> None:
+        body = self.read_body("PasswordResetConfirm")
+        user = await reset_password(self, body.token, body.password)
+        await self.signed_in(user, 200)
 
 
 class LoginHandler(SignInHandler):
@@ -71,6 +176,13 @@ class LoginHandler(SignInHandler):
         if not await self.runner.offload(accounts.verify_password, password, stored) or user is None:
             raise ApiError(401, "bad_credentials", "wrong email or password")
         await self.rate_limiter.undo_all(attempt)
+        if self.config.verifies_email() and not user.email_verified:
+            raise ApiError(
+                403,
+                "email_not_verified",
+                "open the link we mailed to this address to verify it first; "
+                "no mail? reset your password to get a new link",
+            )
         if accounts.needs_rehash(stored):
             upgraded = await self.runner.offload(accounts.hash_password, password)
             await self.runner.run(accounts.replace_password_hash, user, stored, upgraded)
@@ -114,7 +226,10 @@ class MeHandler(BaseHandler):
 
 routes = [
     Route("/api/auth/register", RegisterHandler, {"post": "register"}),
+    Route("/api/auth/verify", VerifyEmailHandler, {"post": "verifyEmail"}),
     Route("/api/auth/login", LoginHandler, {"post": "login"}),
     Route("/api/auth/logout", LogoutHandler, {"post": "logout"}),
+    Route("/api/auth/password-reset", PasswordResetHandler, {"post": "requestPasswordReset"}),
+    Route("/api/auth/password-reset/confirm", PasswordResetConfirmHandler, {"post": "resetPassword"}),
     Route("/api/me", MeHandler, {"get": "me", "patch": "changeMe"}),
 ]

@@ -181,6 +181,20 @@ class ServiceMixin:
             kwargs["secure"] = True
         super().set_cookie(name, value, *args, **kwargs)  # type: ignore[misc]
 
+    def set_session_cookie(self, token: str) -> None:
+        """Sign the web page in: an HttpOnly, SameSite=Lax cookie carrying the token (Secure: ``set_cookie``)."""
+        expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(
+            seconds=self.config.token_ttl_seconds
+        )
+        self.set_cookie(
+            SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="Lax",
+            expires=expires,
+            path="/",
+        )
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Every error, ours or Tornado's, as ``{"error": {"code", "message"}}``."""
         error = _api_error(status_code, kwargs.get("exc_info"))
@@ -298,20 +312,6 @@ class BaseHandler(ServiceMixin, tornado.web.RequestHandler):
         """Finish the response with ``document`` encoded by ujson."""
         self.set_status(status)
         self.finish(wire.dumps(document))
-
-    def set_session_cookie(self, token: str) -> None:
-        """Sign the web page in: an HttpOnly, SameSite=Lax cookie carrying the token (Secure: ``set_cookie``)."""
-        expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(
-            seconds=self.config.token_ttl_seconds
-        )
-        self.set_cookie(
-            SESSION_COOKIE,
-            token,
-            httponly=True,
-            samesite="Lax",
-            expires=expires,
-            path="/",
-        )
 
 
 def _origin_of(url: str) -> str:

@@ -57,6 +57,7 @@ export const api = {
   me: () => request("GET", "/api/me"),
   login: (email, password) => request("POST", "/api/auth/login", { email, password }),
   register: (name, email, password) => request("POST", "/api/auth/register", { name, email, password }),
+  requestPasswordReset: (email) => request("POST", "/api/auth/password-reset", { email }),
   logout: () => request("POST", "/api/auth/logout"),
   petition: (id) => request("GET", `/api/petitions/${id}`),
   file: (fields) => request("POST", "/api/petitions", fields),

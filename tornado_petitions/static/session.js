@@ -73,6 +73,7 @@ export class SignInDialog {
       api.login(value("email").trim(), value("password"))));
     $("register-form").addEventListener("submit", (event) => this.submit(event, (value) =>
       api.register(value("name").trim(), value("email").trim(), value("password"))));
+    $("forgot-password").addEventListener("click", () => this.forgotPassword());
     $("close-signin").addEventListener("click", () => this.dialog.close());
     this.dialog.addEventListener("close", () => this.settle(null));
   }
@@ -82,6 +83,7 @@ export class SignInDialog {
     reasonText.hidden = !reason;
     setText(reasonText, reason);
     for (const form of [$("login-form"), $("register-form")]) clearErrors(form);
+    for (const sent of [$("login-sent"), $("register-sent")]) showMessage(sent, "");
     if (!this.dialog.open) this.dialog.showModal();
     (mode === "register" ? $("register-name") : $("login-email")).focus();
     return new Promise((resolve) => {
@@ -96,9 +98,16 @@ export class SignInDialog {
     clearErrors(form);
     const submit = form.querySelector('button[type="submit"]');
     submit.disabled = true;
+    const sent = form.querySelector(".form-sent");
+    showMessage(sent, "");
     try {
-      const { user } = await send((name) => form.elements.namedItem(name).value);
+      const { user, message } = await send((name) => form.elements.namedItem(name).value);
       form.reset();
+      if (!user) {
+        // Registration with email verification (202): the link in the mail signs in.
+        showMessage(sent, message, "info");
+        return;
+      }
       const resolve = this.resolve;
       this.resolve = null;
       this.dialog.close();
@@ -107,6 +116,24 @@ export class SignInDialog {
       showErrors(form, error);
     } finally {
       submit.disabled = false;
+    }
+  }
+
+  /** "Forgot your password?": mail a reset link to the email typed in the sign-in form. */
+  async forgotPassword() {
+    const form = $("login-form");
+    clearErrors(form);
+    const email = $("login-email").value.trim();
+    if (!email) {
+      showErrors(form, new ApiError(422, { message: "Type your email first.", fields: { email: "is required" } }));
+      $("login-email").focus();
+      return;
+    }
+    try {
+      const { message } = await api.requestPasswordReset(email);
+      showMessage($("login-sent"), message, "info");
+    } catch (error) {
+      showErrors(form, error);
     }
   }
 
