@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import peewee
 
-from . import event_log, mail_outbox, petition_store, signature_states, statements, wire
+from . import event_log, mail_outbox, petition_store, signature_states, statements, visibility, wire
 from .accounts import Identity
 from .counts import CountChange
 from .errors import ApiError
@@ -136,9 +136,12 @@ def _folded(stored: str | None, deltas: dict[str, int] | None) -> str:
 
 
 def _petition_states(petition_ids: set[int]) -> dict[int, tuple[str, datetime.datetime | None]]:
-    """The status and closing time of each existing petition among ``petition_ids``."""
+    """The status and closing time of each existing public petition among ``petition_ids``.
+
+    One that is not public (``visibility``) is left out: signing it is 404, as for one that does not exist.
+    """
     query = Petition.select(Petition.id, Petition.status, Petition.closes_at).where(
-        Petition.id.in_(sorted(petition_ids))
+        Petition.id.in_(sorted(petition_ids)) & visibility.public_petitions()
     )
     return {pid: (status, closes_at) for pid, status, closes_at in query.tuples()}
 
