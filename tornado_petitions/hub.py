@@ -404,6 +404,15 @@ class SocketHub:
         message = messages.counts(self.last_seq, counts)
         return message, encode_frame(message.encode())
 
+    def shown_publicly(self, event: Event) -> bool:
+        """Whether the public feed carries ``event``, live or replayed: the one check, once per event.
+
+        Its petition was public right after it (``visibility``, decided when
+        the event was written) and is not withheld now: a resume replays
+        nothing of a petition hidden since, not even its filing.
+        """
+        return event.public and event.petition_id not in self.withheld
+
     def public_counts(self, changes: Iterable[CountChange]) -> dict[int, int]:
         """The counts of ``changes`` the public feed may carry (a resume's counts frame): none withheld."""
         return {
@@ -427,15 +436,14 @@ class SocketHub:
         pending = self.counts.take()
         admin_flush, public_flush = self._counts_frames(pending) if pending else (None, None)
         self.last_seq = event.seq
-        # The public feed's one check (``visibility``, decided when the event was written): once per
-        # event, not per socket.  The counts flush ahead of a withheld event still goes out.
         if event.public:
             self.withheld.discard(event.petition_id)
         else:
             self.withheld.add(event.petition_id)
         sockets = self._channels["public"]
         if sockets:
-            if event.public:
+            # The counts flush ahead of an event the public feed does not carry still goes out.
+            if self.shown_publicly(event):
                 self._send("public", sockets, event.seq, messages.public_event(event), public_flush)
             elif public_flush is not None:
                 self._send_counts_frame("public", public_flush)

@@ -155,8 +155,8 @@ class CatchUp:
                 while unsent and page < self.page_bytes:
                     event = unsent.popleft()
                     last = event.seq
-                    if not (event.public or sock.channel == ADMIN):
-                        continue  # the public feed's check, as live delivery makes it (``visibility``)
+                    if sock.channel != ADMIN and not hub.shown_publicly(event):
+                        continue
                     message = messages.event_for(sock.channel, event)
                     frame = encode_frame(message.encode())
                     replayed += len(frame)
