@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, card, open_page, screenshot
+from tests.browser import ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, card, open_page, register, screenshot
 from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer
 
 
@@ -57,3 +57,29 @@ def test_a_petition_reaches_a_signed_out_page_only_once_a_moderator_publishes_it
     expect(pending).to_be_visible()
     expect(pending.locator(".card-title")).to_have_text("Awaiting a moderator")
     screenshot(page, "premoderation-published.png")
+
+
+def test_a_page_open_on_a_petition_hidden_since_says_it_is_gone(browser, service, page_errors):
+    status, petition, _ = service.call(
+        "POST",
+        "/api/petitions",
+        {"title": "Buy my miracle pills", "description": "Not a petition."},
+        service.register("spam@example.org", "Spammer")["token"],
+    )
+    assert status == 201
+    admin_token = service.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)["token"]
+    path = f"/api/petitions/{petition['petition_id']}/status"
+    assert service.call("PATCH", path, {"status": "under_review"}, admin_token)[0] == 200
+    page = open_page(browser, service, page_errors)
+    register(page, "Carla Citizen", "carla@example.org")
+    page.goto(f"{service.url}/petitions/{petition['petition_id']}")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+    button = page.get_by_role("button", name="Sign this petition")
+    expect(button).to_be_enabled()
+
+    body = {"status": "rejected", "note": "Advertising.", "reason": "fake"}
+    assert service.call("PATCH", path, body, admin_token)[0] == 200
+    # The public feed says nothing of it; the signature's 404 is how the page learns.
+    button.click()
+    expect(page.locator("#notice")).to_have_text("This petition is no longer available.")
+    expect(button).to_be_disabled()
