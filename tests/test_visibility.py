@@ -247,3 +247,57 @@ async def test_a_rejection_for_another_reason_stays_public(api, sockets, make_ad
     assert event["petition"]["rejection"]["reason"] == "duplicate"
     assert (await api.get(f"/api/petitions/{pid}")).status == 200
     assert pid in await ids_listed(api, "?status=rejected")
+
+
+def test_an_older_database_keeps_its_petitions_and_events_public(db_url):
+    """Upgrading from before pre-moderation: every petition and event there was public, and stays so."""
+    from tornado_petitions import event_log, models, petition_store
+
+    db = models.open_database(db_url)
+    try:
+        models.bind_database(db)
+        with db.connection_context():
+            author = models.User.create(email="ann@example.org", name="Ann", password_hash="-")
+            petition = models.Petition.create(
+                title="Bins", description="Bins.", author=author, published=False
+            )
+            models.PetitionEvent.create(
+                seq=1,
+                petition=petition,
+                author_id=author.id,
+                kind="created",
+                actor=author,
+                petition_json="{}",
+                public=False,
+            )
+            db.execute_sql('ALTER TABLE "petition" DROP COLUMN "published"')
+            db.execute_sql('ALTER TABLE "petition_event" DROP COLUMN "public"')
+        models.bind_database(db)
+        with db.connection_context():
+            page, _ = petition_store.list_petitions(limit=10)
+            assert [(p["title"], p["published"]) for p in page] == [("Bins", True)]
+            # The event is still there (on SQLite, a table copy to add a NOT NULL column cascaded it away).
+            assert [event.public for event in event_log.events_after(0, 10)] == [True]
+            assert petition_store.withheld_petition_ids() == []
+    finally:
+        models.close_database(db)
+
+
+class TestTheOffice:
+    @pytest.fixture
+    def settings(self, settings):
+        return dataclasses.replace(settings, premoderation=True)
+
+    @pytest.mark.gen_test(timeout=30)
+    async def test_a_moderator_sees_an_unpublished_petition(self, api, app):
+        from tornado_petitions import accounts
+
+        user = accounts.create_user(
+            "mod@example.org", "Mo", accounts.hash_password("mod password"), "moderator"
+        )
+        moderator = accounts.issue_token(user, app.config.token_ttl_seconds)
+        ann = await api.register("ann@example.org")
+        pid = (await api.file_petition(ann["token"]))["petition_id"]
+        assert (await api.get(f"/api/petitions/{pid}", moderator)).status == 200
+        assert pid in await ids_listed(api, token=moderator)
+        await assert_unseen(api, pid, None)

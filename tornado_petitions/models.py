@@ -107,7 +107,7 @@ class Petition(BaseModel):
     signers_erased_at = peewee.DateTimeField(null=True)
     # False while a petition filed under --premoderation awaits a moderator (``visibility``);
     # rows from before it existed were all public, so the column arrives True.
-    published = peewee.BooleanField(default=True)
+    published = peewee.BooleanField(default=True, constraints=[peewee.SQL("DEFAULT TRUE")])
 
 
 class Signature(BaseModel):
@@ -195,7 +195,7 @@ class PetitionEvent(BaseModel):
     petition_json = peewee.TextField()
     created_at = peewee.DateTimeField(default=utcnow)
     # Whether the petition was public right after this event: the public feed carries only these.
-    public = peewee.BooleanField(default=True)
+    public = peewee.BooleanField(default=True, constraints=[peewee.SQL("DEFAULT TRUE")])
 
 
 class MailOutbox(BaseModel):
