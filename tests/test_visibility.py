@@ -301,3 +301,37 @@ class TestTheOffice:
         assert (await api.get(f"/api/petitions/{pid}", moderator)).status == 200
         assert pid in await ids_listed(api, token=moderator)
         await assert_unseen(api, pid, None)
+
+
+class TestConfirmingASignature:
+    """A signature by mail, confirmed only after its petition was hidden: 404, and nothing counted."""
+
+    @pytest.fixture
+    def catcher(self):
+        from tests.smtp_catcher import SmtpCatcher
+
+        server = SmtpCatcher().start()
+        yield server
+        server.stop()
+
+    @pytest.fixture
+    def settings(self, settings, catcher):
+        return dataclasses.replace(
+            settings, smtp_url=catcher.url, mail_per_second=500.0, public_url="https://petitions.example.org"
+        )
+
+    @pytest.mark.gen_test(timeout=60)
+    async def test_a_link_followed_after_the_hiding_is_404(self, api, catcher, make_admin):
+        import re
+
+        ann = await api.register("ann@example.org")
+        admin = make_admin()
+        pid = (await api.file_petition(ann["token"]))["petition_id"]
+        body = {"name": "Foo", "email": "foo@example.org", "country": "GB"}
+        assert (await api.post(f"/api/petitions/{pid}/signatures", body)).status == 202
+        await catcher.wait(1, 20.0)
+        link = re.search(r"/signatures/confirm/([0-9A-Za-z]+)", catcher.messages[-1][1].get_content())
+        await move(api, admin, pid, "rejected", note="Spam.", reason="fake")
+        confirmed = await api.post("/api/signatures/confirm", {"token": link.group(1)})
+        assert confirmed.status == 404 and confirmed.body["error"]["code"] == "not_found"
+        assert (await api.get(f"/api/petitions/{pid}", admin["token"])).body["signature_count"] == 0

@@ -286,7 +286,10 @@ def confirm(token_hash: str, milestones: Milestones = Milestones()) -> tuple[dic
                 raise ApiError(404, "not_found", "this confirmation link is unknown or has expired")
             return {"petition_id": found[0], "state": signature_states.VALIDATED}, BatchOutcome([], [], [])
         pid, country, region = validated
-        status, closes_at = _petition_states({pid})[pid]
+        state = _petition_states({pid}).get(pid)
+        if state is None:  # hidden since it was signed: as for a petition that does not exist
+            raise ApiError(404, "not_found", f"petition {pid} does not exist")  # rolls the validation back
+        status, closes_at = state
         if not accepts_signatures(status, closes_at, now):
             raise _not_open(pid, status)  # rolls the validation back
         folds.add(pid, 1, country, region)
