@@ -289,7 +289,7 @@ class TestTheOffice:
         return dataclasses.replace(settings, premoderation=True)
 
     @pytest.mark.gen_test(timeout=30)
-    async def test_a_moderator_sees_an_unpublished_petition(self, api, app):
+    async def test_a_moderator_sees_an_unpublished_petition_and_publishes_it(self, api, app):
         from tornado_petitions import accounts
 
         user = accounts.create_user(
@@ -301,6 +301,9 @@ class TestTheOffice:
         assert (await api.get(f"/api/petitions/{pid}", moderator)).status == 200
         assert pid in await ids_listed(api, token=moderator)
         await assert_unseen(api, pid, None)
+        # A moderator publishes it.
+        await move(api, {"token": moderator}, pid, "under_review")
+        assert (await api.get(f"/api/petitions/{pid}")).status == 200
 
 
 class TestConfirmingASignature:

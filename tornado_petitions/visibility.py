@@ -14,7 +14,8 @@ A petition is public once it is published and while it is not hidden.
   makes it public again.
 
 A petition that is not public is seen only by its author and by the roles
-in ``SEES_EVERYTHING`` (404 for everyone else); its events go only to the
+holding ``Permission.SEE_WITHHELD`` (``roles``: moderators and admins; 404
+for everyone else); its events go only to the
 admin channel and its author's channel.  Each event records whether its
 petition was public right after it (``Event.public``), so the public feed,
 live and on resume, hears of a pre-moderated petition first when it is
@@ -25,15 +26,15 @@ from __future__ import annotations
 
 import peewee
 
+from . import roles
 from .accounts import Identity
 from .models import Petition
+from .roles import Permission
 
 # Rejection reasons that hide a petition from the public.
 HIDING_REASONS = frozenset({"offensive", "fake"})
 # The statuses whose reaching publishes a petition filed under pre-moderation.
 PUBLISHING_STATUSES = frozenset({"under_review", "in_progress", "resolved"})
-# Roles that see every petition, public or not (the office).
-SEES_EVERYTHING = frozenset({"moderator", "admin"})
 
 
 def is_public(published: bool, status: str, rejection_reason: str | None) -> bool:
@@ -57,7 +58,7 @@ def public_petitions() -> peewee.Expression:
 
 def sees_everything(identity: Identity | None) -> bool:
     """Whether ``identity`` (None: signed out) sees petitions that are not public, whoever filed them."""
-    return identity is not None and identity.role in SEES_EVERYTHING
+    return identity is not None and roles.allows(identity.role, Permission.SEE_WITHHELD)
 
 
 def may_see(petition: dict, identity: Identity | None) -> bool:
