@@ -644,6 +644,7 @@ async def test_a_role_change_on_a_applies_on_b_at_once_and_closes_its_office_soc
     assert (await cluster.call(b, "GET", "/api/me", token=mo["token"]))[1]["role"] == "citizen"
 
 
+@pytest.mark.gen_test(timeout=60)
 async def test_with_premoderation_feeds_on_b_hear_of_a_petition_filed_on_a_once_published(cluster):
     a, b = cluster.start("a", "b", flags=("--premoderation",))
     a.create_user("office@example.org", "office password", name="Office", admin=True)
