@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import inspect
 import statistics
 import sys
 import time
@@ -59,7 +60,11 @@ def measure(sockets: int, events: int, rounds: int) -> list[float]:
     """Microseconds per delivered event, one figure per round."""
     hub_module = importlib.import_module("tornado_petitions.hub")
     events_module = importlib.import_module("tornado_petitions.events")
+    extra = {}
+    if "write_shared" in inspect.signature(hub_module.SocketHub).parameters:  # the counts tick's writer
+        extra["write_shared"] = lambda sockets, message, frame: (len(sockets), [])
     hub = hub_module.SocketHub(
+        **extra,
         load_user_list=_nothing,
         load_events_after=_nothing,
         load_counts_since=_nothing,
