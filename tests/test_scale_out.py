@@ -671,3 +671,51 @@ async def test_a_role_change_on_a_applies_on_b_at_once_and_closes_its_office_soc
     status, body = await cluster.call(b, "GET", "/api/admin/queues", token=mo["token"])
     assert status == 403 and body["error"]["code"] == "forbidden"
     assert (await cluster.call(b, "GET", "/api/me", token=mo["token"]))[1]["role"] == "citizen"
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_with_premoderation_feeds_on_b_hear_of_a_petition_filed_on_a_once_published(cluster):
+    a, b = cluster.start("a", "b", flags=("--premoderation",))
+    a.create_user("office@example.org", "office password", name="Office", admin=True)
+    office = (
+        await cluster.call(
+            a, "POST", "/api/auth/login", {"email": "office@example.org", "password": "office password"}
+        )
+    )[1]
+    ann = await cluster.register(a, "ann@example.org")
+    bob = await cluster.register(b, "bob@example.org")
+    public_on_b = await cluster.connect(b, "/ws/petitions", bob["token"])
+    start = await hello_seq(public_on_b)
+    admin_on_b = await cluster.connect(b, "/ws/admin", office["token"])
+    await hello_seq(admin_on_b)
+
+    pid = (await cluster.file_petition(a, ann["token"], "Light the pier"))["petition_id"]
+    assert [m["event"] for m in await read_until(admin_on_b, start + 1)] == ["created"]
+    assert (await cluster.call(b, "GET", f"/api/petitions/{pid}", token=bob["token"]))[0] == 404
+    await assert_quiet(public_on_b)
+    status, _ = await cluster.call(
+        a, "PATCH", f"/api/petitions/{pid}/status", {"status": "under_review"}, office["token"]
+    )
+    assert status == 200
+    messages = await read_until(public_on_b, start + 2)
+    assert [(m["event"], m["seq"]) for m in messages if m["type"] == "event"] == [
+        ("status_changed", start + 2)
+    ]
+    await cluster.sign(b, bob["token"], pid)
+    counted = await read_counts_until(public_on_b, {pid: 1})
+    assert all(m["type"] == "counts" for m in counted)
+    # Hidden through A: B's public feed hears nothing of it from then on, and a resume on B replays nothing.
+    status, _ = await cluster.call(
+        a,
+        "PATCH",
+        f"/api/petitions/{pid}/status",
+        {"status": "rejected", "note": "Spam.", "reason": "fake"},
+        office["token"],
+    )
+    assert status == 200
+    assert [m["to_status"] for m in await read_until(admin_on_b, start + 3) if m["type"] == "event"] == [
+        "under_review",
+        "rejected",
+    ]
+    await assert_quiet(public_on_b)
+    assert await replay(cluster, b, "/ws/petitions", bob["token"], start) == []

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import peewee
 
-from . import statements, wire
+from . import statements, visibility, wire
 from .accounts import Identity
 from .events import KINDS, Event
 from .models import EventCounter, PetitionEvent, User, database_proxy, iso, utcnow
@@ -35,12 +35,17 @@ def record_event(
     note: str | None = None,
     milestone: str | None = None,
 ) -> Event:
-    """Append the event row for a change already written in the current transaction."""
+    """Append the event row for a change already written in the current transaction.
+
+    ``petition`` is the petition right after the change; whether it is public
+    then (``visibility``) is kept with the event, for the public feed.
+    """
     now = utcnow()
     petition_json = wire.dumps(petition)
     author_id = petition["author"]["user_id"]
+    public = visibility.petition_is_public(petition)
     row = (seq, petition["petition_id"], author_id, kind, actor.user_id, from_status, to_status, note)
-    statements.execute(statements.INSERT_EVENT, (*row, milestone, petition_json, now))
+    statements.execute(statements.INSERT_EVENT, (*row, milestone, petition_json, now, public))
     return Event(
         seq=seq,
         kind=kind,
@@ -54,6 +59,7 @@ def record_event(
         created_at=iso(now),
         petition_json=petition_json,
         milestone=milestone,
+        public=public,
     )
 
 
@@ -71,6 +77,7 @@ def _event_from_row(row: tuple) -> Event:
         milestone,
         created_at,
         petition_json,
+        public,
     ) = row
     return Event(
         seq=seq,
@@ -85,6 +92,7 @@ def _event_from_row(row: tuple) -> Event:
         created_at=iso(created_at),
         petition_json=petition_json,
         milestone=milestone,
+        public=bool(public),
     )
 
 
@@ -103,6 +111,7 @@ def _events_query() -> peewee.ModelSelect:
             PetitionEvent.milestone,
             PetitionEvent.created_at,
             PetitionEvent.petition_json,
+            PetitionEvent.public,
         )
         .join(User, on=(PetitionEvent.actor == User.id))
         .where(

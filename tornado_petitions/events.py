@@ -26,6 +26,8 @@ class Event:
     created_at: str
     petition_json: str
     milestone: str | None = None  # "response" or "debate" on a milestone event
+    # Whether the petition was public right after the event (``visibility``): the public feed's one check.
+    public: bool = True
 
     def to_wire(self) -> str:
         """The JSON this event travels as between processes (Redis)."""

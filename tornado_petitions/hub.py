@@ -182,6 +182,9 @@ class SocketHub:
         self._user_channels: dict[int, set[HubSocket]] = {}
         self._out_of_order: dict[int, Event] = {}
         self._gap_timer: asyncio.TimerHandle | None = None
+        # Petitions not public as of the last delivered event (``visibility``): their counts stay off the
+        # public feed.  Filled at start from the database, then kept by each event's ``public``.
+        self.withheld: set[int] = set()
         self._dirty_users: dict[int, int] = {}
         self._user_refresh: asyncio.Task | None = None
         self._sweep: PeriodicCallback | None = None
@@ -189,9 +192,14 @@ class SocketHub:
 
     # -- lifetime -----------------------------------------------------------
 
-    def start(self, last_seq: int) -> None:
-        """Begin the heartbeat sweep; ``last_seq`` is the newest committed seq at start-up."""
+    def start(self, last_seq: int, withheld: Iterable[int] = ()) -> None:
+        """Begin the heartbeat sweep; ``last_seq`` is the newest committed seq at start-up.
+
+        ``withheld``: the petitions not public then (read after ``last_seq``;
+        an event both already count is applied twice, which changes nothing).
+        """
         self.last_seq = last_seq
+        self.withheld = set(withheld)
         tick = min(self.ping_interval, self.ping_timeout) / 2
         self._sweep = PeriodicCallback(self.heartbeat, tick * 1000)
         self._sweep.start()
@@ -354,15 +362,20 @@ class SocketHub:
         self.counts.add(changes)
 
     def _send_counts(self, pending: dict[int, CountChange]) -> None:
-        """The feeds' tick: one ``counts`` frame for every socket of the public and admin feeds."""
-        counts = self._counts_frame(pending)
-        for channel in ("public", "admin"):
-            sent, catching_up = self._write_shared(self._channels[channel], *counts)
-            for sock in catching_up:
-                if sock.pending is not None:
-                    self.catching_up.hold(sock, None, *counts)
-            if sent:
-                self._metrics.messages_sent(channel, sent, sent * len(counts[1]))
+        """The feeds' tick: one ``counts`` frame for the admin feed, the same or a public one for the public feed."""
+        admin, public = self._counts_frames(pending)
+        if public is not None:
+            self._send_counts_frame("public", public)
+        self._send_counts_frame("admin", admin)
+
+    def _send_counts_frame(self, channel: str, counts: tuple[str, bytes]) -> None:
+        """Write one counts frame to every socket of ``channel`` (held for those catching up)."""
+        sent, catching_up = self._write_shared(self._channels[channel], *counts)
+        for sock in catching_up:
+            if sock.pending is not None:
+                self.catching_up.hold(sock, None, *counts)
+        if sent:
+            self._metrics.messages_sent(channel, sent, sent * len(counts[1]))
 
     def _send_authors(self, authors: set[int]) -> None:
         """The authors' tick: the lists of those whose petitions' counts changed are refreshed."""
@@ -370,10 +383,41 @@ class SocketHub:
             if author_id in self._user_channels:
                 self._mark_user_dirty(author_id, self.last_seq)
 
-    def _counts_frame(self, pending: dict[int, CountChange]) -> tuple[str, bytes]:
+    def _counts_frames(
+        self, pending: dict[int, CountChange]
+    ) -> tuple[tuple[str, bytes], tuple[str, bytes] | None]:
+        """The counts frame (at the current seq) for the admin feed, and the one for the public feed.
+
+        The public one leaves out withheld petitions (None when nothing is
+        left); it is the admins' own frame when none of them changed, the
+        usual case, so a tick still costs one encode.
+        """
+        admin = self._counts_frame({pid: change.count for pid, change in pending.items()})
+        public: tuple[str, bytes] | None = admin
+        if self.withheld and not self.withheld.isdisjoint(pending):
+            shown = {pid: change.count for pid, change in pending.items() if pid not in self.withheld}
+            public = self._counts_frame(shown) if shown else None
+        return admin, public
+
+    def _counts_frame(self, counts: dict[int, int]) -> tuple[str, bytes]:
         """The counts message (at the current seq) and its frame."""
-        message = messages.counts(self.last_seq, {pid: change.count for pid, change in pending.items()})
+        message = messages.counts(self.last_seq, counts)
         return message, encode_frame(message.encode())
+
+    def shown_publicly(self, event: Event) -> bool:
+        """Whether the public feed carries ``event``, live or replayed: the one check, once per event.
+
+        Its petition was public right after it (``visibility``, decided when
+        the event was written) and is not withheld now: a resume replays
+        nothing of a petition hidden since, not even its filing.
+        """
+        return event.public and event.petition_id not in self.withheld
+
+    def public_counts(self, changes: Iterable[CountChange]) -> dict[int, int]:
+        """The counts of ``changes`` the public feed may carry (a resume's counts frame): none withheld."""
+        return {
+            change.petition_id: change.count for change in changes if change.petition_id not in self.withheld
+        }
 
     def _mark_user_dirty(self, user_id: int, seq: int) -> None:
         self._dirty_users[user_id] = max(seq, self._dirty_users.get(user_id, 0))
@@ -390,15 +434,22 @@ class SocketHub:
         (bench/, "viral").
         """
         pending = self.counts.take()
-        flush = self._counts_frame(pending) if pending else None
+        admin_flush, public_flush = self._counts_frames(pending) if pending else (None, None)
         self.last_seq = event.seq
-        for channel, message in (
-            ("public", messages.public_event(event)),
-            ("admin", messages.admin_event(event)),
-        ):
-            sockets = self._channels[channel]
-            if sockets:
-                self._send(channel, sockets, event.seq, message, flush)
+        if event.public:
+            self.withheld.discard(event.petition_id)
+        else:
+            self.withheld.add(event.petition_id)
+        sockets = self._channels["public"]
+        if sockets:
+            # The counts flush ahead of an event the public feed does not carry still goes out.
+            if self.shown_publicly(event):
+                self._send("public", sockets, event.seq, messages.public_event(event), public_flush)
+            elif public_flush is not None:
+                self._send_counts_frame("public", public_flush)
+        sockets = self._channels["admin"]
+        if sockets:
+            self._send("admin", sockets, event.seq, messages.admin_event(event), admin_flush)
         self._metrics.event_delivered(event.created_at)
         if event.author_id in self._user_channels:
             self._mark_user_dirty(event.author_id, event.seq)

@@ -14,7 +14,7 @@ import peewee
 from playhouse.db_url import parse as parse_db_url
 from playhouse.pool import PooledPostgresqlDatabase
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # pg_advisory_xact_lock key taken while creating the schema ("tp" + schema).
 SCHEMA_LOCK_KEY = 0x7470_5343
 
@@ -125,6 +125,9 @@ class Petition(BaseModel):
     region_counts = peewee.TextField(default="{}", constraints=[peewee.SQL("DEFAULT '{}'")])
     # When the signers' names, emails, addresses and postcodes were erased (``--anonymize-days``).
     signers_erased_at = peewee.DateTimeField(null=True)
+    # False while a petition filed under --premoderation awaits a moderator (``visibility``);
+    # rows from before it existed were all public, so the column arrives True.
+    published = peewee.BooleanField(default=True, constraints=[peewee.SQL("DEFAULT TRUE")])
 
 
 class Signature(BaseModel):
@@ -211,6 +214,8 @@ class PetitionEvent(BaseModel):
     milestone = peewee.CharField(max_length=16, null=True)  # "response" or "debate" on a milestone
     petition_json = peewee.TextField()
     created_at = peewee.DateTimeField(default=utcnow)
+    # Whether the petition was public right after this event: the public feed carries only these.
+    public = peewee.BooleanField(default=True, constraints=[peewee.SQL("DEFAULT TRUE")])
 
 
 class MailOutbox(BaseModel):

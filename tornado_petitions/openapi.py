@@ -79,7 +79,7 @@ _ERRORS = {
         "or send `Authorization: Bearer`), or a cookie-authenticated write from a browser on "
         "another site (`cross_site_write`, by `Origin` or `Sec-Fetch-Site`)."
     ),
-    "404": _error("No such petition (`not_found`)."),
+    "404": _error("No such petition, or one the caller may not see (`not_found`)."),
     "413": _error("The body is larger than the configured limit (`payload_too_large`)."),
     "415": _error(
         "A body sent without `Content-Type: application/json` (`unsupported_media_type`), "
@@ -370,6 +370,11 @@ def _petition_schema(**extra: dict) -> dict:
             "type": "object",
             "description": "Counted signatures by the region of the signer's postcode (`--regions-file`); once any has one.",
             "additionalProperties": {"type": "integer", "minimum": 1},
+        },
+        "published": {
+            "type": "boolean",
+            "description": "False while a petition filed under `--premoderation` awaits a moderator: until"
+            " then only its author and the office see it.",
         },
         "response": {"type": "string", "description": "The admin's latest public note, once set."},
         "rejection": _object(

@@ -13,7 +13,7 @@ import datetime
 
 import peewee
 
-from . import event_log, mail_outbox, search, statements, wire
+from . import event_log, mail_outbox, search, statements, visibility, wire
 from .accounts import Identity
 from .errors import ApiError
 from .events import Event
@@ -40,6 +40,7 @@ _PETITION_COLUMNS = (
     Petition.rejection_reason,
     Petition.country_counts,
     Petition.region_counts,
+    Petition.published,
 )
 
 
@@ -65,6 +66,7 @@ def _petition_dict(row: tuple) -> dict:
         rejection_reason,
         country_counts,
         region_counts,
+        published,
     ) = row
     petition = {
         "petition_id": pid,
@@ -82,6 +84,7 @@ def _petition_dict(row: tuple) -> dict:
         "milestones": wire.loads(milestones) if milestones else [],
         "awaiting_response": bool(awaiting_response),
         "signatures_by_country": wire.loads(country_counts) if country_counts else {},
+        "published": bool(published),
     }
     if region_counts and region_counts != "{}":
         petition["signatures_by_region"] = wire.loads(region_counts)
@@ -105,13 +108,24 @@ def _load(petition_id: int) -> dict:
 
 def _petition_from_row(row: tuple) -> dict:
     """``_petition_dict`` of a row read without Peewee's converters: the timestamps parsed here."""
-    *head, submitted_at, updated_at, closes_at, milestones, awaiting, reason, countries, regions = row
+    (
+        *head,
+        submitted_at,
+        updated_at,
+        closes_at,
+        milestones,
+        awaiting,
+        reason,
+        countries,
+        regions,
+        published,
+    ) = row
     times = (
         statements.timestamp(submitted_at),
         statements.timestamp(updated_at),
         statements.timestamp(closes_at),
     )
-    return _petition_dict((*head, *times, milestones, awaiting, reason, countries, regions))
+    return _petition_dict((*head, *times, milestones, awaiting, reason, countries, regions, published))
 
 
 def _petitions(query: peewee.ModelSelect) -> list[dict]:
@@ -144,14 +158,20 @@ def list_petitions(
     category: str | None = None,
     text: str | None = None,
     sort: str = "newest",
+    public_only: bool = True,
 ) -> tuple[list[dict], int | None]:
     """A page of petitions in the order ``sort`` names, and the cursor of the next page (None at the end).
+
+    ``public_only`` (everyone but the office) leaves out the petitions
+    ``visibility`` does not make public.
 
     ``newest`` pages by id (the cursor is the last id shown, so new
     petitions never shift a page); the other orders change as signatures
     come in and page by position (the cursor is how many were shown).
     """
     query = _petitions_query()
+    if public_only:
+        query = query.where(visibility.public_petitions())
     if status is not None:
         query = query.where(Petition.status == status)
     if author is not None:
@@ -196,6 +216,12 @@ def user_petitions(user_id: int, limit: int | None = None) -> tuple[list[dict], 
     return rows[:limit], len(rows) > limit
 
 
+def withheld_petition_ids() -> list[int]:
+    """Every petition not public (``visibility``): the hub keeps their counts off the public feed."""
+    query = Petition.select(Petition.id).where(~visibility.public_petitions())
+    return [petition_id for (petition_id,) in query.tuples()]
+
+
 def signed_petition_ids(user_id: int) -> list[int]:
     """The petitions ``user_id`` has signed, newest signature first."""
     query = (
@@ -211,19 +237,24 @@ def create_petition(
     category: str | None,
     location: str | None,
     signing_days: float = 180.0,
+    premoderation: bool = False,
 ) -> tuple[dict, Event]:
-    """File a petition (status ``submitted``, closing ``signing_days`` from now) and its ``created`` event."""
+    """File a petition (status ``submitted``, closing ``signing_days`` from now) and its ``created`` event.
+
+    With ``premoderation`` it is filed unpublished: public only once a moderator moves it on.
+    """
     with Petition._meta.database.atomic():
         seq = event_log.take_seq()
         now = utcnow()
         closes_at = now + datetime.timedelta(days=signing_days)
         row = (title, description, category, location, author.user_id, "submitted", 0, 1, now, now)
-        row += (closes_at, "[]", False)
+        published = not premoderation
+        row += (closes_at, "[]", False, published)
         petition_id = statements.execute(statements.INSERT_PETITION, row).fetchone()[0]
         # What _load would read back, without reading it back.
         petition = _petition_dict(
             (petition_id, title, description, category, location, author.user_id, author.name)
-            + ("submitted", 0, 1, None, now, now, closes_at, "[]", False, None, "{}", "{}")
+            + ("submitted", 0, 1, None, now, now, closes_at, "[]", False, None, "{}", "{}", published)
         )
         event = event_log.record_event(seq, "created", petition, author, to_status="submitted")
     return petition, event
@@ -280,6 +311,8 @@ def change_status(
         changes[Petition.rejection_reason] = (
             (reason or DEFAULT_REJECTION_REASON) if target == "rejected" else None
         )
+        if visibility.publishes(target):
+            changes[Petition.published] = True
         Petition.update(changes).where(Petition.id == petition_id).execute()
         if mail:
             mail_outbox.queue_status_mail(seq, petition_id, note)

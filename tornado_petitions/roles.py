@@ -24,6 +24,7 @@ class Permission(enum.StrEnum):
     ADMIN_FEED = "open the admin feed"
     DASHBOARD = "use the office's dashboard"
     READ_USER_CHANNELS = "open another user's channel"
+    SEE_WITHHELD = "see petitions not public (awaiting moderation, or hidden)"
     LIST_USERS = "list the accounts"
     CHANGE_ROLES = "change a user's role"
     BLOCK_USERS = "block or unblock a user"
@@ -40,6 +41,7 @@ _OFFICE = frozenset(
         Permission.ADMIN_FEED,
         Permission.DASHBOARD,
         Permission.READ_USER_CHANNELS,
+        Permission.SEE_WITHHELD,
     }
 )
 # The office's people and its safeguards: admins only.

@@ -30,6 +30,7 @@ import re
 
 import peewee
 
+from . import visibility
 from .models import Petition, Signature, database_proxy, utcnow
 from .signature_states import COUNTED
 
@@ -178,8 +179,8 @@ def _by_rank(query: peewee.ModelSelect, terms: list[str]) -> peewee.ModelSelect:
 
 
 def publicly_listed() -> peewee.Expression:
-    """The petitions anyone may be shown as similar: every one not rejected (yet)."""
-    return Petition.status != "rejected"
+    """The petitions anyone may be shown as similar: public ones (``visibility``) not rejected (yet)."""
+    return visibility.public_petitions() & (Petition.status != "rejected")
 
 
 def similar_ids(query: peewee.ModelSelect, title: str) -> list[int]:

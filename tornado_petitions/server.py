@@ -94,7 +94,7 @@ class PetitionsApplication(tornado.web.Application):
     async def start(self) -> None:
         """Start the hub's heartbeat (from the newest committed seq), the Redis bridge and the mail sender."""
         _, newest = await self.runner.run(event_log.log_bounds)
-        self.hub.start(newest)
+        self.hub.start(newest, await self.runner.run(petition_store.withheld_petition_ids))
         await self.publisher.connect()
         self.mail_key = await self.runner.run(mail_outbox.unsubscribe_key, self.config.mail_secret)
         if self.config.smtp_url:

@@ -313,6 +313,12 @@ class Settings:
     moderation_days: float = setting(
         7.0, "--moderation-days", "days a submitted petition waits before it is overdue"
     )
+    # New petitions are public only once a moderator moves them on from submitted (``visibility``).
+    premoderation: bool = setting(
+        False,
+        "--premoderation",
+        "new petitions are seen only by their authors and the office until a moderator publishes them",
+    )
     # Mail: unset smtp_url means no outbox rows are written and no sender runs.
     smtp_url: str | None = setting(
         None, "--smtp-url", "smtp://[user:password@]host:port (smtps:// for TLS); unset: no mail"

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import peewee
 
-from . import event_log, mail_outbox, petition_store, signature_states, statements, wire
+from . import event_log, mail_outbox, petition_store, signature_states, statements, visibility, wire
 from .accounts import Identity
 from .counts import CountChange
 from .errors import ApiError
@@ -136,9 +136,12 @@ def _folded(stored: str | None, deltas: dict[str, int] | None) -> str:
 
 
 def _petition_states(petition_ids: set[int]) -> dict[int, tuple[str, datetime.datetime | None]]:
-    """The status and closing time of each existing petition among ``petition_ids``."""
+    """The status and closing time of each existing public petition among ``petition_ids``.
+
+    One that is not public (``visibility``) is left out: signing it is 404, as for one that does not exist.
+    """
     query = Petition.select(Petition.id, Petition.status, Petition.closes_at).where(
-        Petition.id.in_(sorted(petition_ids))
+        Petition.id.in_(sorted(petition_ids)) & visibility.public_petitions()
     )
     return {pid: (status, closes_at) for pid, status, closes_at in query.tuples()}
 
@@ -283,7 +286,10 @@ def confirm(token_hash: str, milestones: Milestones = Milestones()) -> tuple[dic
                 raise ApiError(404, "not_found", "this confirmation link is unknown or has expired")
             return {"petition_id": found[0], "state": signature_states.VALIDATED}, BatchOutcome([], [], [])
         pid, country, region = validated
-        status, closes_at = _petition_states({pid})[pid]
+        state = _petition_states({pid}).get(pid)
+        if state is None:  # hidden since it was signed: as for a petition that does not exist
+            raise ApiError(404, "not_found", f"petition {pid} does not exist")  # rolls the validation back
+        status, closes_at = state
         if not accepts_signatures(status, closes_at, now):
             raise _not_open(pid, status)  # rolls the validation back
         folds.add(pid, 1, country, region)

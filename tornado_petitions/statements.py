@@ -24,12 +24,12 @@ NEXT_SEQ = 'UPDATE "event_counter" SET "value" = "value" + 1 WHERE "id" = 1 RETU
 INSERT_PETITION = (
     'INSERT INTO "petition" ("title", "description", "category", "location", "author_id", "status",'
     ' "signature_count", "version", "submitted_at", "updated_at", "closes_at", "milestones",'
-    ' "awaiting_response") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING "id"'
+    ' "awaiting_response", "published") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING "id"'
 )
 INSERT_EVENT = (
     'INSERT INTO "petition_event" ("seq", "petition_id", "author_id", "kind", "actor_id", "from_status",'
-    ' "to_status", "note", "milestone", "petition_json", "created_at")'
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ' "to_status", "note", "milestone", "petition_json", "created_at", "public")'
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 NEWEST_SEQ = 'SELECT "value" FROM "event_counter" WHERE "id" = 1'
 # A signature batch: one statement per request, so each learns its own outcome.
@@ -65,7 +65,8 @@ PETITION_BY_ID = (
     'SELECT p."id", p."title", p."description", p."category", p."location", p."author_id", u."name",'
     ' p."status", p."signature_count", p."version", p."response", p."submitted_at", p."updated_at",'
     ' p."closes_at", p."milestones", p."awaiting_response", p."rejection_reason",'
-    ' p."country_counts", p."region_counts" FROM "petition" AS p JOIN "user" AS u ON u."id" = p."author_id" WHERE p."id" = ?'
+    ' p."country_counts", p."region_counts", p."published"'
+    ' FROM "petition" AS p JOIN "user" AS u ON u."id" = p."author_id" WHERE p."id" = ?'
 )
 
 

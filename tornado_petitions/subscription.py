@@ -22,6 +22,7 @@ from . import messages
 from .counts import CountChange
 from .events import Event
 from .frames import encode_frame
+from .messages import ADMIN
 
 if TYPE_CHECKING:
     from .hub import HubSocket, SocketHub
@@ -153,6 +154,9 @@ class CatchUp:
                 page = 0
                 while unsent and page < self.page_bytes:
                     event = unsent.popleft()
+                    last = event.seq
+                    if sock.channel != ADMIN and not hub.shown_publicly(event):
+                        continue
                     message = messages.event_for(sock.channel, event)
                     frame = encode_frame(message.encode())
                     replayed += len(frame)
@@ -162,7 +166,6 @@ class CatchUp:
                     if not sock.send_frame(message, frame):
                         return
                     page += len(frame)
-                    last = event.seq
             if not await self._drained(sock) or (cursor.done and not unsent):
                 break
         async with self.turn():
@@ -170,10 +173,12 @@ class CatchUp:
             changes = await self._load_counts_since(since)
             if not hub.is_open(sock):
                 return
-            if changes:
-                sock.send_text(
-                    messages.counts(last, {change.petition_id: change.count for change in changes})
-                )
+            if sock.channel == ADMIN:
+                counts = {change.petition_id: change.count for change in changes}
+            else:
+                counts = hub.public_counts(changes)
+            if counts:
+                sock.send_text(messages.counts(last, counts))
             self.go_live(sock, last, messages.hello(last))
 
     async def _fits(self, since: int) -> bool:

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 import tornado.web
 
-from .. import accounts, roles, validation, wire
+from .. import accounts, petition_store, roles, validation, visibility, wire
 from ..accounts import Identity
 from ..audit import Actor
 from ..db_runner import DatabaseRunner
@@ -293,6 +293,27 @@ class BaseHandler(ServiceMixin, tornado.web.RequestHandler):
         if self.identity is not None:
             return self.identity
         return await self.authenticate(self.bearer_token() or self.session_token())
+
+    async def viewer(self) -> Identity | None:
+        """The signed-in caller, or None when signed out (or with a token no longer good): for reads anyone may make."""
+        if self.identity is not None:
+            return self.identity
+        token = self.bearer_token() or self.session_token()
+        if not token:
+            return None
+        try:
+            return await self.authenticate(token)
+        except ApiError as error:
+            if error.status != 401:
+                raise
+            return None
+
+    async def visible_petition(self, petition_id: int) -> dict:
+        """The petition if the caller may see it (``visibility``); 404, as for one that does not exist, if not."""
+        petition = await self.runner.run(petition_store.get_petition, petition_id)
+        if not visibility.may_see(petition, await self.viewer()):
+            raise ApiError(404, "not_found", f"petition {petition_id} does not exist")
+        return petition
 
     async def require(self, permission: Permission) -> Identity:
         """The signed-in caller if their role holds ``permission`` (``roles.GRANTS``); 401 or 403 otherwise."""

@@ -14,7 +14,7 @@ import secrets
 
 import tornado.web
 
-from .. import petition_store, wire
+from .. import petition_store, visibility, wire
 from ..errors import ApiError
 from ..lifecycle import DEFAULT_REJECTION_REASON, NOTE_REQUIRED, REJECTION_REASONS, STATUSES, TRANSITIONS
 from ..roles import ROLES, permissions_by_role
@@ -143,12 +143,14 @@ class PetitionPageHandler(WebPageHandler):
             if not (petition_id.isascii() and petition_id.isdigit() and len(petition_id) <= 15):
                 raise ApiError(404, "not_found", "no such petition")
             petition = await self.runner.run(petition_store.get_petition, int(petition_id))
+            user = await self.signed_in_user()
+            if not visibility.may_see(petition, self.identity if user is not None else None):
+                raise ApiError(404, "not_found", "no such petition")
         except ApiError as error:
             if error.status != 404:
                 raise
             self.send_error(404)
             return
-        user = await self.signed_in_user()
         config = self.page_config(user)
         config["petition"] = petition
         self.render_page(

@@ -10,7 +10,7 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
-from .. import moderation, petition_store, search, signature_store, signers
+from .. import moderation, petition_store, search, signature_store, signers, visibility
 from ..errors import ApiError
 from ..events import Event
 from ..lifecycle import STATUSES
@@ -44,6 +44,7 @@ class PetitionsHandler(ChangeHandler):
 
     async def get(self) -> None:
         query = self._list_query()
+        query["public_only"] = not visibility.sees_everything(await self.viewer())
         page, next_cursor = await self.runner.run(lambda: petition_store.list_petitions(**query))
         self.write_json({"petitions": page, "next_cursor": next_cursor})
 
@@ -68,6 +69,7 @@ class PetitionsHandler(ChangeHandler):
                 body.category,
                 body.location,
                 self.config.signing_days,
+                self.config.premoderation,
             )
         except BaseException:
             await self.rate_limiter.undo_all(filing)
@@ -156,13 +158,14 @@ class PetitionHandler(BaseHandler):
     """``GET /api/petitions/{id}``."""
 
     async def get(self, petition_id: str) -> None:
-        self.write_json(await self.runner.run(petition_store.get_petition, int(petition_id)))
+        self.write_json(await self.visible_petition(int(petition_id)))
 
 
 class PetitionEventsHandler(BaseHandler):
     """``GET /api/petitions/{id}/events``: who changed what, when, with which note."""
 
     async def get(self, petition_id: str) -> None:
+        await self.visible_petition(int(petition_id))
         history = await self.runner.run(petition_store.petition_history, int(petition_id))
         self.write_json({"events": history})
 
@@ -293,6 +296,7 @@ class TimelineHandler(BaseHandler):
                 "invalid query: bucket",
                 fields={"bucket": "must be one of " + ", ".join(BUCKETS)},
             )
+        await self.visible_petition(int(petition_id))
         points = await self.runner.run(signature_store.timeline, int(petition_id), bucket)
         self.write_json({"bucket": bucket, "points": points})
 

@@ -29,6 +29,7 @@ const state = {
   count: config.petition.signature_count,
   signed: null, // true / false once known; null while unknown (signed out, or not yet asked)
   greeted: false,
+  gone: false, // true once the petition answered 404: hidden since the page was rendered
   feed: null,
   historyToken: 0,
   timelineToken: 0,
@@ -100,7 +101,7 @@ function renderSignButton() {
     setText(button, open ? "Sign this petition" : "Signing is closed");
     button.classList.remove("button-quiet");
   }
-  button.disabled = button.dataset.busy === "1" || (!open && !state.signed);
+  button.disabled = button.dataset.busy === "1" || state.gone || (!open && !state.signed);
 }
 
 function setCount(count) {
@@ -149,8 +150,18 @@ async function reloadPetition() {
   try {
     acceptPetition(await api.petition(id));
   } catch (error) {
-    notice(`Could not reload the petition: ${describe(error)}`);
+    if (error.status === 404) gone();
+    else notice(`Could not reload the petition: ${describe(error)}`);
   }
+}
+
+/** The petition was hidden (or withdrawn from public view) since the page was rendered: the
+ * public feed says nothing of it from then on, so a refetch or a signature answering 404 is how
+ * the page learns. */
+function gone() {
+  state.gone = true;
+  notice("This petition is no longer available.");
+  renderSignButton();
 }
 
 /** A petition from an event, an answer or a reload: newer versions replace the shown one. */
@@ -283,6 +294,8 @@ async function toggleSignature(action) {
     } else if (error.code === "not_signed") {
       state.signed = false;
       showMessage(message, "Your signature was already withdrawn.", "info");
+    } else if (error.status === 404) {
+      gone();
     } else if (error.code === "not_open") {
       showMessage(message, "This petition no longer takes signatures.", "info");
       reloadPetition();
