@@ -209,8 +209,9 @@ class TestHidden:
         assert hidden["rejection"] == {"reason": reason, "note": "Not a real petition"}
         # The office hears of the hiding, the author's channel shows it; the public feed hears nothing.
         assert (await read_json(office))["to_status"] == "rejected"
-        update = await read_json(mine)
-        assert update["petitions"][0]["status"] == "rejected"
+        # A count-only update of the signature before may come first (it is conflated, a tick late).
+        while (await read_json(mine))["petitions"][0]["status"] != "rejected":
+            pass
         await next_after_nothing(public)
         for token in (None, bob["token"]):
             await assert_unseen(api, pid, token)
@@ -320,7 +321,11 @@ class TestConfirmingASignature:
     @pytest.fixture
     def settings(self, settings, catcher):
         return dataclasses.replace(
-            settings, smtp_url=catcher.url, mail_per_second=500.0, public_url="https://petitions.example.org"
+            settings,
+            smtp_url=catcher.url,
+            verify_email="off",
+            mail_per_second=500.0,
+            public_url="https://petitions.example.org",
         )
 
     @pytest.mark.gen_test(timeout=60)
