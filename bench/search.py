@@ -57,6 +57,8 @@ def vocabulary(rng: random.Random) -> tuple[list[str], list[float]]:
 
 
 def petition_rows(count: int, author_id: int, seed: int = 7) -> list[tuple]:
+    from tornado_petitions.petition_row import NewPetitionRow
+
     rng = random.Random(seed)
     words, weights = vocabulary(rng)
     cumulative = list(itertools.accumulate(weights))
@@ -70,8 +72,22 @@ def petition_rows(count: int, author_id: int, seed: int = 7) -> list[tuple]:
         submitted = now - datetime.timedelta(minutes=count - number)
         signatures = int(rng.paretovariate(1.2)) - 1
         rows.append(
-            (title, description, None, None, author_id, "submitted", signatures, 1, submitted, submitted)
-            + (submitted + datetime.timedelta(days=180), "[]", False)
+            NewPetitionRow(
+                title=title,
+                description=description,
+                category=None,
+                location=None,
+                author_id=author_id,
+                status="submitted",
+                signature_count=signatures,
+                version=1,
+                submitted_at=submitted,
+                updated_at=submitted,
+                closes_at=submitted + datetime.timedelta(days=180),
+                milestones="[]",
+                awaiting_response=False,
+                published=True,
+            )
         )
     return rows
 
@@ -123,12 +139,10 @@ def fill(db_url: str, count: int) -> None:
 
 def old_like_query(text: str) -> list[dict]:
     """What ``q`` ran before full-text search, on the same tables."""
-    from tornado_petitions import petition_store
+    from tornado_petitions import petition_row, petition_store
     from tornado_petitions.models import Petition
 
-    query = petition_store._petitions_query().where(
-        Petition.title.contains(text) | Petition.description.contains(text)
-    )
+    query = petition_row.select().where(Petition.title.contains(text) | Petition.description.contains(text))
     return petition_store._petitions(query.order_by(Petition.id.desc()).limit(21))
 
 

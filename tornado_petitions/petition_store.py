@@ -13,129 +13,65 @@ import datetime
 
 import peewee
 
-from . import event_log, mail_outbox, search, statements, visibility, wire
+from . import event_log, mail_outbox, petition_row, search, statements, visibility, wire
 from .accounts import Identity
 from .errors import ApiError
 from .events import Event
 from .lifecycle import DEFAULT_REJECTION_REASON, NOTE_REQUIRED, allowed_targets
-from .models import Petition, Signature, User, iso, utcnow
-
-_PETITION_COLUMNS = (
-    Petition.id,
-    Petition.title,
-    Petition.description,
-    Petition.category,
-    Petition.location,
-    Petition.author,
-    User.name,
-    Petition.status,
-    Petition.signature_count,
-    Petition.version,
-    Petition.response,
-    Petition.submitted_at,
-    Petition.updated_at,
-    Petition.closes_at,
-    Petition.milestones,
-    Petition.awaiting_response,
-    Petition.rejection_reason,
-    Petition.country_counts,
-    Petition.region_counts,
-    Petition.published,
-)
+from .models import Petition, Signature, iso, utcnow
+from .petition_row import NewPetitionRow, PetitionRow
 
 
-def _petition_dict(row: tuple) -> dict:
-    """A petition as the API shows it, from a ``_PETITION_COLUMNS`` tuple."""
-    (
-        pid,
-        title,
-        description,
-        category,
-        location,
-        author_id,
-        author_name,
-        status,
-        signatures,
-        version,
-        response,
-        submitted_at,
-        updated_at,
-        closes_at,
-        milestones,
-        awaiting_response,
-        rejection_reason,
-        country_counts,
-        region_counts,
-        published,
-    ) = row
+def _petition_dict(row: PetitionRow) -> dict:
+    """A petition as the API shows it; timestamps as read back (text on SQLite) or as datetimes."""
+    status = row.status
+    milestones = row.milestones
+    country_counts = row.country_counts
     petition = {
-        "petition_id": pid,
-        "title": title,
-        "description": description,
-        "category": category,
-        "location": location,
-        "author": {"user_id": author_id, "name": author_name},
+        "petition_id": row.id,
+        "title": row.title,
+        "description": row.description,
+        "category": row.category,
+        "location": row.location,
+        "author": {"user_id": row.author_id, "name": row.author_name},
         "status": status,
-        "signature_count": signatures,
-        "version": version,
-        "submitted_at": iso(submitted_at),
-        "updated_at": iso(updated_at),
-        "closes_at": iso(closes_at),
+        "signature_count": row.signature_count,
+        "version": row.version,
+        "submitted_at": iso(statements.timestamp(row.submitted_at)),
+        "updated_at": iso(statements.timestamp(row.updated_at)),
+        "closes_at": iso(statements.timestamp(row.closes_at)),
         "milestones": wire.loads(milestones) if milestones else [],
-        "awaiting_response": bool(awaiting_response),
+        "awaiting_response": bool(row.awaiting_response),
         "signatures_by_country": wire.loads(country_counts) if country_counts else {},
-        "published": bool(published),
+        "published": bool(row.published),
     }
+    region_counts = row.region_counts
     if region_counts and region_counts != "{}":
         petition["signatures_by_region"] = wire.loads(region_counts)
+    response = row.response
     if response is not None:
         petition["response"] = response
     if status == "rejected":
-        petition["rejection"] = {"reason": rejection_reason or DEFAULT_REJECTION_REASON, "note": response}
+        petition["rejection"] = {"reason": row.rejection_reason or DEFAULT_REJECTION_REASON, "note": response}
     return petition
-
-
-def _petitions_query() -> peewee.ModelSelect:
-    return Petition.select(*_PETITION_COLUMNS).join(User, on=(Petition.author == User.id))
 
 
 def _load(petition_id: int) -> dict:
     row = statements.execute(statements.PETITION_BY_ID, (petition_id,)).fetchone()
     if row is None:
         raise ApiError(404, "not_found", f"petition {petition_id} does not exist")
-    return _petition_from_row(row)
-
-
-def _petition_from_row(row: tuple) -> dict:
-    """``_petition_dict`` of a row read without Peewee's converters: the timestamps parsed here."""
-    (
-        *head,
-        submitted_at,
-        updated_at,
-        closes_at,
-        milestones,
-        awaiting,
-        reason,
-        countries,
-        regions,
-        published,
-    ) = row
-    times = (
-        statements.timestamp(submitted_at),
-        statements.timestamp(updated_at),
-        statements.timestamp(closes_at),
-    )
-    return _petition_dict((*head, *times, milestones, awaiting, reason, countries, regions, published))
+    return _petition_dict(PetitionRow._make(row))
 
 
 def _petitions(query: peewee.ModelSelect) -> list[dict]:
-    """Run a ``_petitions_query``: Peewee writes the SQL, rows are shaped here.
+    """Run a ``petition_row.select()`` query: Peewee writes the SQL, rows are shaped here.
 
     Peewee's DATETIME converter tries strptime formats one by one; for a
     page of 20 that was a third of a list request.
     """
     cursor = Petition._meta.database.execute_sql(*query.sql())
-    return [_petition_from_row(row) for row in cursor.fetchall()]
+    make = PetitionRow._make
+    return [_petition_dict(make(row)) for row in cursor.fetchall()]
 
 
 def petition_history(petition_id: int) -> list[dict]:
@@ -169,7 +105,7 @@ def list_petitions(
     petitions never shift a page); the other orders change as signatures
     come in and page by position (the cursor is how many were shown).
     """
-    query = _petitions_query()
+    query = petition_row.select()
     if public_only:
         query = query.where(visibility.public_petitions())
     if status is not None:
@@ -194,9 +130,9 @@ def list_petitions(
 
 def similar_petitions(title: str) -> list[dict]:
     """Up to ``search.SIMILAR_LIMIT`` listed petitions whose titles look like ``title``, most alike first."""
-    ids = search.similar_ids(_petitions_query(), title)
+    ids = search.similar_ids(petition_row.select(), title)
     found = (
-        {p["petition_id"]: p for p in _petitions(_petitions_query().where(Petition.id.in_(ids)))}
+        {p["petition_id"]: p for p in _petitions(petition_row.select().where(Petition.id.in_(ids)))}
         if ids
         else {}
     )
@@ -209,7 +145,7 @@ def user_petitions(user_id: int, limit: int | None = None) -> tuple[list[dict], 
     The user channel asks for ``--max-list``, so one prolific author's list
     is never one frame of megabytes.
     """
-    query = _petitions_query().where(Petition.author == user_id).order_by(Petition.id.desc())
+    query = petition_row.select().where(Petition.author == user_id).order_by(Petition.id.desc())
     if limit is None:
         return _petitions(query), False
     rows = _petitions(query.limit(limit + 1))
@@ -246,15 +182,34 @@ def create_petition(
     with Petition._meta.database.atomic():
         seq = event_log.take_seq()
         now = utcnow()
-        closes_at = now + datetime.timedelta(days=signing_days)
-        row = (title, description, category, location, author.user_id, "submitted", 0, 1, now, now)
-        published = not premoderation
-        row += (closes_at, "[]", False, published)
-        petition_id = statements.execute(statements.INSERT_PETITION, row).fetchone()[0]
+        new = NewPetitionRow(
+            title=title,
+            description=description,
+            category=category,
+            location=location,
+            author_id=author.user_id,
+            status="submitted",
+            signature_count=0,
+            version=1,
+            submitted_at=now,
+            updated_at=now,
+            closes_at=now + datetime.timedelta(days=signing_days),
+            milestones="[]",
+            awaiting_response=False,
+            published=not premoderation,
+        )
+        petition_id = statements.execute(statements.INSERT_PETITION, new).fetchone()[0]
         # What _load would read back, without reading it back.
         petition = _petition_dict(
-            (petition_id, title, description, category, location, author.user_id, author.name)
-            + ("submitted", 0, 1, None, now, now, closes_at, "[]", False, None, "{}", "{}", published)
+            PetitionRow(
+                id=petition_id,
+                author_name=author.name,
+                response=None,
+                rejection_reason=None,
+                country_counts="{}",
+                region_counts="{}",
+                **new._asdict(),
+            )
         )
         event = event_log.record_event(seq, "created", petition, author, to_status="submitted")
     return petition, event
@@ -343,14 +298,14 @@ def admin_queues(moderation_days: float, limit: int = 100) -> dict:
     """
     now = utcnow()
     due = now - datetime.timedelta(days=moderation_days)
-    moderation_query = _petitions_query().where(Petition.status == "submitted")
+    moderation_query = petition_row.select().where(Petition.status == "submitted")
     moderation = _petitions(moderation_query.order_by(Petition.submitted_at, Petition.id).limit(limit))
     for petition in moderation:
         petition["overdue"] = datetime.datetime.fromisoformat(petition["submitted_at"][:-1]) < due
     # Both milestone queues are small (petitions past 10,000 signatures), so they are sorted here.
-    awaiting = _petitions(_petitions_query().where(Petition.awaiting_response == True))  # noqa: E712
+    awaiting = _petitions(petition_row.select().where(Petition.awaiting_response == True))  # noqa: E712
     awaiting.sort(key=lambda p: (_milestone_time(p, "response"), p["petition_id"]))
-    debate_query = _petitions_query().where(
+    debate_query = petition_row.select().where(
         Petition.milestones.contains('"debate"') & Petition.status.not_in(("resolved", "rejected"))
     )
     debate = _petitions(debate_query)

@@ -14,6 +14,7 @@ import datetime
 import functools
 from typing import Any
 
+from . import petition_row
 from .models import database_proxy
 
 IDENTIFY = (
@@ -21,11 +22,7 @@ IDENTIFY = (
     ' FROM "auth_token" AS t JOIN "user" AS u ON u."id" = t."user_id" WHERE t."token_hash" = ?'
 )
 NEXT_SEQ = 'UPDATE "event_counter" SET "value" = "value" + 1 WHERE "id" = 1 RETURNING "value"'
-INSERT_PETITION = (
-    'INSERT INTO "petition" ("title", "description", "category", "location", "author_id", "status",'
-    ' "signature_count", "version", "submitted_at", "updated_at", "closes_at", "milestones",'
-    ' "awaiting_response", "published") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING "id"'
-)
+INSERT_PETITION = petition_row.INSERT_SQL
 INSERT_EVENT = (
     'INSERT INTO "petition_event" ("seq", "petition_id", "author_id", "kind", "actor_id", "from_status",'
     ' "to_status", "note", "milestone", "petition_json", "created_at", "public")'
@@ -60,14 +57,8 @@ FOLD_COUNT = (
 )
 # A second one only when the batch signed from somewhere (the row is already locked by FOLD_COUNT).
 FOLD_PLACES = 'UPDATE "petition" SET "country_counts" = ?, "region_counts" = ? WHERE "id" = ?'
-# The columns of petition_store._PETITION_COLUMNS, in the same order.
-PETITION_BY_ID = (
-    'SELECT p."id", p."title", p."description", p."category", p."location", p."author_id", u."name",'
-    ' p."status", p."signature_count", p."version", p."response", p."submitted_at", p."updated_at",'
-    ' p."closes_at", p."milestones", p."awaiting_response", p."rejection_reason",'
-    ' p."country_counts", p."region_counts", p."published"'
-    ' FROM "petition" AS p JOIN "user" AS u ON u."id" = p."author_id" WHERE p."id" = ?'
-)
+# The columns and their order come from petition_row, as for the list queries.
+PETITION_BY_ID = petition_row.SELECT_SQL + ' WHERE "petition"."id" = ?'
 
 
 @functools.lru_cache(maxsize=64)
