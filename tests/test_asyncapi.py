@@ -77,7 +77,10 @@ async def test_the_server_serves_the_document_it_builds(api, app, http_server):
 class TestFramesOnTheWire:
     @pytest.fixture
     def settings(self, settings):
-        return dataclasses.replace(settings, response_threshold=1, debate_threshold=2, max_list=1)
+        # trending_threshold=1: Bob's and Ann's signatures (one address, one domain) raise alerts.
+        return dataclasses.replace(
+            settings, response_threshold=1, debate_threshold=2, max_list=1, trending_threshold=1
+        )
 
     @pytest.mark.gen_test(timeout=30)
     async def test_every_frame_the_server_sends_matches_its_schema(
@@ -155,6 +158,7 @@ class TestFramesOnTheWire:
             ("admin", "hello"),
             ("admin", "AdminEvent"),
             ("admin", "counts"),
+            ("admin", "alert"),
             ("user", "update"),
             ("user", "pong"),
             ("user", "error"),

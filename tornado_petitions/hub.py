@@ -361,6 +361,25 @@ class SocketHub:
         """Take the counts a committed signature batch left; they go out at the next tick (or flush)."""
         self.counts.add(changes)
 
+    def publish_alert(self, message: str) -> None:
+        """Send an office alert (a trending address or domain) to every admin socket now.
+
+        Alerts reflect no committed change, so they carry no seq and are not
+        replayed: a socket that was away reads the trending lists instead.
+        """
+        frame = encode_frame(message.encode())
+        sent = 0
+        for sock in list(self._channels["admin"]):
+            if sock.pending is not None:
+                self.catching_up.hold(sock, None, message, frame)
+            elif sock.send_frame(message, frame):
+                sent += 1
+        if sent:
+            self._metrics.messages_sent("admin", sent, sent * len(frame))
+
+    def blocks_changed(self) -> None:
+        """Nothing: without Redis there is no other process whose blocks to reload."""
+
     def _send_counts(self, pending: dict[int, CountChange]) -> None:
         """The feeds' tick: one ``counts`` frame for the admin feed, the same or a public one for the public feed."""
         admin, public = self._counts_frames(pending)

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 # Lifecycle events: the only kinds in the log.  Signatures are state (counts), not events.
 EVENT_KINDS = ("created", "status_changed", "milestone")
 
+# What an office alert is about: one client address, or one email domain, signing one petition a lot.
+ALERT_KINDS = ("trending_address", "trending_domain")
+
 PUBLIC, ADMIN, USER = "public", "admin", "user"
 CHANNEL_PATHS = {PUBLIC: "/ws/petitions", USER: "/ws/petitions/my/{user_id}", ADMIN: "/ws/admin"}
 
@@ -135,6 +138,19 @@ FRAMES: tuple[FrameType, ...] = (
         },
         optional=("truncated",),
     ),
+    FrameType(
+        "alert",
+        "One client address or email domain passed `--trending-threshold` signatures of one petition"
+        " within the hour (once per petition, value and hour, per process). No committed change: no"
+        " `seq`, not replayed; after a reconnect read `GET /api/admin/petitions/{id}/trending`.",
+        (ADMIN,),
+        {
+            "kind": {"type": "string", "enum": list(ALERT_KINDS)},
+            "petition_id": {"type": "integer", "minimum": 1},
+            "value": {"type": "string", "description": "The client address, or the email domain."},
+            "count": {"type": "integer", "minimum": 1, "description": "Its signatures this hour so far."},
+        },
+    ),
     FrameType("pong", "The answer to a client's ping.", (PUBLIC, ADMIN, USER), {}),
     FrameType(
         "error",
@@ -176,6 +192,13 @@ def reset(seq: int) -> str:
 
 def error(code: str, message: str) -> str:
     return wire.dumps({"type": "error", "error": {"code": code, "message": message}})
+
+
+def alert(kind: str, petition_id: int, value: str, count: int) -> str:
+    """An office alert for the admin channel (``signature_screen.Alert``)."""
+    return wire.dumps(
+        {"type": "alert", "kind": kind, "petition_id": petition_id, "value": value, "count": count}
+    )
 
 
 def counts(seq: int, counts_by_petition: dict[int, int]) -> str:

@@ -293,6 +293,40 @@ class ServiceSecret(BaseModel):
     value = peewee.CharField(max_length=128)
 
 
+class Block(BaseModel):
+    """An admin's block: new signatures from this address or network, domain or email are stored fraudulent."""
+
+    kind = peewee.CharField(max_length=8)  # address (an address or a CIDR network), domain or email
+    value = peewee.CharField(
+        max_length=254
+    )  # normalized: the network's text, lower-case domain, canonical email
+    note = peewee.TextField(default="")
+    created_by = peewee.ForeignKeyField(User, on_delete="SET NULL", null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("kind", "value"), True),)
+
+
+class Invalidation(BaseModel):
+    """One run of the office taking back signatures: its conditions, progress and state, kept for the record.
+
+    ``max_signature_id`` bounds the run to the signatures that existed when
+    it was asked for; ``last_signature_id`` is how far its batches have come,
+    so a run interrupted by a restart resumes where it stopped.
+    """
+
+    conditions = peewee.TextField()  # JSON, as asked
+    state = peewee.CharField(max_length=10, default="running")  # running, completed, cancelled
+    matched = peewee.IntegerField(default=0)
+    invalidated = peewee.IntegerField(default=0)
+    max_signature_id = peewee.BigIntegerField(default=0)
+    last_signature_id = peewee.BigIntegerField(default=0)
+    created_by = peewee.ForeignKeyField(User, on_delete="SET NULL", null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    finished_at = peewee.DateTimeField(null=True)
+
+
 MODELS = [
     SchemaVersion,
     User,
@@ -305,6 +339,8 @@ MODELS = [
     MailOutbox,
     ServiceSecret,
     AuditEntry,
+    Block,
+    Invalidation,
 ]
 
 

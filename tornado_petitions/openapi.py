@@ -404,12 +404,13 @@ def _links(source: str, *operation_ids: str) -> dict:
 _FROM_BODY = "$response.body#/petition_id"
 
 
-def _id_parameter() -> dict:
+def _id_parameter(what: str = "petition") -> dict:
+    """The ``{id}`` of a path, described by what it names (the path's segment before it, singular)."""
     return {
         "name": "id",
         "in": "path",
         "required": True,
-        "description": "A petition id.",
+        "description": f"A{'n' if what[0] in 'aeiou' else ''} {what} id.",
         "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_ID},
     }
 
@@ -426,6 +427,9 @@ def _query(name: str, schema: dict, description: str) -> dict:
 
 def _operations(settings: Settings) -> list[dict]:
     """Every operation of the API; ``_paths`` puts each under the path its ``Route`` names."""
+    # Imported here: the fraud tools' operations are built with this module's helpers.
+    from . import openapi_fraud
+
     limits = settings.limits
     public: list = []
     body = {
@@ -970,6 +974,7 @@ def _operations(settings: Settings) -> list[dict]:
                 }
             },
         },
+        *openapi_fraud.operations(),
     ]
 
 
@@ -993,6 +998,14 @@ def _path_parameters() -> dict[str, dict]:
     }
 
 
+def _parameter(parameters: dict[str, dict], path: str, name: str) -> dict:
+    """A path parameter; an ``{id}`` says whose id it is (``/api/admin/blocks/{id}``: a block's)."""
+    if name != "id":
+        return parameters[name]
+    named = path.split("/{id}")[0].rsplit("/", 1)[-1].removesuffix("s")
+    return _id_parameter(named)
+
+
 def _paths(settings: Settings) -> dict:
     """The API's routes (``handlers.ROUTES``), each with its parameters and operations."""
     # Imported here: the handler that serves the document imports this module.
@@ -1005,7 +1018,9 @@ def _paths(settings: Settings) -> dict:
         if not route.operations:
             continue
         item: dict = (
-            {"parameters": [parameters[name] for name in route.parameters]} if route.parameters else {}
+            {"parameters": [_parameter(parameters, route.path, name) for name in route.parameters]}
+            if route.parameters
+            else {}
         )
         item.update({method: operations[operation_id] for method, operation_id in route.operations.items()})
         paths[route.path] = item
@@ -1014,7 +1029,7 @@ def _paths(settings: Settings) -> dict:
 
 def build_document(settings: Settings) -> dict:
     """The whole OpenAPI 3.0 document for a server running with ``settings``."""
-    from . import __version__
+    from . import __version__, openapi_fraud
 
     return {
         "openapi": "3.0.3",
@@ -1036,7 +1051,7 @@ def build_document(settings: Settings) -> dict:
         "paths": _json_bodies_only(_paths(settings)),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-            "schemas": _schemas(settings),
+            "schemas": {**_schemas(settings), **openapi_fraud.schemas()},
         },
     }
 

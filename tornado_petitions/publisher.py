@@ -27,6 +27,14 @@ class Publisher(Protocol):
         """The counts a committed signature batch left."""
         ...
 
+    def publish_alert(self, message: str) -> None:
+        """An office alert (``messages.alert``) for every admin socket; it carries no seq."""
+        ...
+
+    def blocks_changed(self) -> None:
+        """This process changed a block (and holds the new ones): have every other process reload them."""
+        ...
+
     def close_token(self, token_hash: str) -> None:
         """A token was revoked: close (4401) every socket opened with it."""
         ...

@@ -19,7 +19,7 @@ import logging
 import os
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlparse
 
 import redis.asyncio as aioredis
@@ -69,6 +69,9 @@ class RedisBridge:
         self.revocations = f"{channel_prefix}:revoked"
         # Signature counts after each committed batch, for every process's conflator.
         self.counts = f"{channel_prefix}:counts"
+        # Office news for every process: alerts for its admin sockets, and "blocks changed: reload them".
+        self.office = f"{channel_prefix}:office"
+        self.blocks_changed_elsewhere: Callable[[], None] = lambda: None
         self.subscribed = False
         self.reconnect_min = reconnect_min  # seconds, doubled after each failed attempt
         self.reconnect_max = reconnect_max
@@ -148,6 +151,15 @@ class RedisBridge:
         self.hub.publish_counts(changes)
         self._queue(self.counts, changes_to_wire(changes))
 
+    def publish_alert(self, message: str) -> None:
+        """Send an alert to this process's admin sockets now and to every other process's."""
+        self.hub.publish_alert(message)
+        self._queue(self.office, message)
+
+    def blocks_changed(self) -> None:
+        """Have every other process reload its blocks (this one has its own already)."""
+        self._queue(self.office, _RELOAD_BLOCKS)
+
     def close_token(self, token_hash: str) -> None:
         """Close this process's sockets of a revoked token now, and have every other process do so."""
         self.hub.close_token(token_hash)
@@ -202,8 +214,9 @@ class RedisBridge:
         while True:
             pubsub = self._client.pubsub()
             try:
-                await pubsub.subscribe(self.channel, self.revocations, self.counts)
+                await pubsub.subscribe(self.channel, self.revocations, self.counts, self.office)
                 counts_channel = self.counts.encode()
+                office_channel = self.office.encode()
                 async for message in pubsub.listen():
                     kind = message["type"]
                     is_events = message["channel"] == self.channel.encode()
@@ -211,6 +224,8 @@ class RedisBridge:
                         self._receive(message["data"])
                     elif kind == "message" and message["channel"] == counts_channel:
                         self._receive_counts(message["data"])
+                    elif kind == "message" and message["channel"] == office_channel:
+                        self._receive_office(message["data"])
                     elif kind == "message":
                         self._receive_revocation(message["data"].decode(errors="replace"))
                     elif kind == "subscribe" and is_events:
@@ -265,6 +280,15 @@ class RedisBridge:
             return
         self.hub.publish_counts(changes)
 
+    def _receive_office(self, data: bytes) -> None:
+        text = data.decode(errors="replace")
+        if text == _RELOAD_BLOCKS:
+            self.blocks_changed_elsewhere()
+        elif text.startswith('{"type":"alert"'):
+            self.hub.publish_alert(text)
+        else:
+            log.warning("ignoring a malformed message on %s", self.office)
+
     async def _sweep(self) -> None:
         """Read the log now and then: often while unsubscribed, rarely (a safety net) while subscribed."""
         loop = asyncio.get_running_loop()
@@ -274,6 +298,9 @@ class RedisBridge:
                 continue
             self._caught_up_at = loop.time()
             await self.hub.catch_up()
+
+
+_RELOAD_BLOCKS = "reload-blocks"
 
 
 def _jitter(delay: float) -> float:

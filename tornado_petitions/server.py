@@ -13,13 +13,14 @@ import peewee
 import tornado.httpserver
 import tornado.web
 
-from . import event_log, mail_outbox, petition_store, signature_privacy, signature_store
+from . import event_log, fraud_store, mail_outbox, petition_store, signature_privacy, signature_store
 from .body_limit import LimitedHTTPServer
 from .db_runner import DatabaseRunner
 from .handlers import ROUTES
 from .handlers.base import NotFoundHandler, StaticHandler
 from .handlers.sockets import write_shared
 from .hub import CLOSE_GOING_AWAY, SocketHub
+from .invalidations import InvalidationRunner
 from .mail_sender import MailSender
 from .metrics import ServiceMetrics
 from .models import bind_database, close_database, open_database
@@ -28,6 +29,7 @@ from .rate_limit import Limiter, RateLimiter, RedisRateLimiter
 from .redaction import redact_path
 from .settings import Settings
 from .signature_batcher import SignatureBatcher
+from .signature_screen import SignatureScreen
 from .signers import RegionTable
 from .token_cache import TokenCache
 
@@ -61,11 +63,15 @@ class PetitionsApplication(tornado.web.Application):
         tokens: TokenCache,
         milestones: signature_store.Milestones,
         regions: RegionTable,
+        screen: SignatureScreen,
+        invalidations: InvalidationRunner,
         **tornado_settings: Any,
     ) -> None:
         super().__init__(
             handlers,
             config=settings,
+            screen=screen,
+            invalidations=invalidations,
             regions=regions,
             tokens=tokens,
             hub=hub,
@@ -84,18 +90,26 @@ class PetitionsApplication(tornado.web.Application):
         self.metrics = metrics
         self.rate_limiter = rate_limiter
         self.milestones = milestones
+        self.screen = screen
+        self.invalidations = invalidations
         self.in_flight: set[tornado.web.RequestHandler] = set()
         # The key of unsubscribe links (set in start()); the sender exists only with --smtp-url.
         self.mail_key = b""
         self.mail_sender: MailSender | None = None
         signatures.mail_queued = self.mail_queued
         self._privacy: asyncio.Task | None = None
+        self._reloading_blocks: asyncio.Task | None = None
 
     async def start(self) -> None:
-        """Start the hub's heartbeat (from the newest committed seq), the Redis bridge and the mail sender."""
+        """Start the hub's heartbeat (from the newest committed seq), the Redis bridge and the mail sender.
+
+        Loads the blocks and resumes the invalidations a restart interrupted.
+        """
         _, newest = await self.runner.run(event_log.log_bounds)
         self.hub.start(newest, await self.runner.run(petition_store.withheld_petition_ids))
+        await self.reload_blocks()
         await self.publisher.connect()
+        await self.invalidations.resume()
         self.mail_key = await self.runner.run(mail_outbox.unsubscribe_key, self.config.mail_secret)
         if self.config.smtp_url:
             self.mail_sender = MailSender(self.config, self.runner, self.metrics, self.mail_key)
@@ -111,6 +125,14 @@ class PetitionsApplication(tornado.web.Application):
                 log.exception("anonymizing signatures failed; trying again in a day")
             await asyncio.sleep(signature_privacy.INTERVAL)
 
+    async def reload_blocks(self) -> None:
+        """Hold every stored block in the screen (at start, and whenever any process changed one)."""
+        self.screen.blocklist.replace(await self.runner.run(fraud_store.block_values))
+
+    def blocks_changed_elsewhere(self) -> None:
+        """Another process changed a block (announced through Redis): reload them here too."""
+        self._reloading_blocks = asyncio.get_running_loop().create_task(self.reload_blocks())
+
     def mail_queued(self) -> None:
         """A committed change queued mail: wake the sender (if mail is on) instead of waiting for its poll."""
         if self.mail_sender is not None:
@@ -125,6 +147,7 @@ class PetitionsApplication(tornado.web.Application):
         deadline = loop.time() + SHUTDOWN_GRACE
         while (self.in_flight or _open_sockets(self.hub)) and loop.time() < deadline:
             await asyncio.sleep(0.02)
+        await self.invalidations.stop()
         self.hub.stop()
         await self.publisher.disconnect()
         if self.mail_sender is not None:
@@ -221,10 +244,15 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
         publisher = bridge = RedisBridge(hub, settings.redis_url, settings.redis_channel, tokens=tokens)
         # One counter per key and window for every process; this process's own while Redis is down.
         rate_limiter = RedisRateLimiter(settings.redis_url, settings.redis_channel, fallback=rate_limiter)
+    screen = SignatureScreen(
+        per_address=settings.signatures_per_address,
+        trending_threshold=settings.trending_threshold,
+        alert=lambda alert: publisher.publish_alert(alert.frame()),
+    )
     milestones = signature_store.Milestones(
         settings.response_threshold, settings.debate_threshold, mail=bool(settings.smtp_url)
     )
-    return PetitionsApplication(
+    app = PetitionsApplication(
         [route.rule() for route in ROUTES],
         settings=settings,
         db=db,
@@ -238,6 +266,10 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
         ),
         tokens=tokens,
         milestones=milestones,
+        screen=screen,
+        invalidations=InvalidationRunner(
+            runner, lambda changes: publisher.publish_counts(changes), batch_size=settings.invalidation_batch
+        ),
         regions=RegionTable.from_csv(settings.regions_file) if settings.regions_file else RegionTable({}),
         default_handler_class=NotFoundHandler,
         log_function=log_request,
@@ -250,6 +282,9 @@ def make_app(settings: Settings, db: peewee.Database | None = None) -> Petitions
         static_path=os.path.join(_PACKAGE_DIR, "static"),
         static_handler_class=StaticHandler,
     )
+    if bridge is not None:
+        bridge.blocks_changed_elsewhere = app.blocks_changed_elsewhere
+    return app
 
 
 def make_server(app: PetitionsApplication) -> tornado.httpserver.HTTPServer:

@@ -379,6 +379,23 @@ class Settings:
         parse=auto_switch,
         choices=("auto", "on", "off"),
     )
+    # Signatures of one petition from one client address within an hour before more are stored fraudulent
+    # (quietly: answered as good ones); counted by each process for the attempts it serves.
+    signatures_per_address: int = setting(
+        20,
+        "--signatures-per-address",
+        "signatures of one petition from one address an hour; more are stored fraudulent, answered as good",
+    )
+    # Signatures of one petition from one address or email domain within an hour that alert the admins.
+    trending_threshold: int = setting(
+        100,
+        "--trending-threshold",
+        "signatures of one petition from one address or domain an hour that alert the admin channel",
+    )
+    # Signatures an invalidation takes back per transaction (a batch; the loop runs between batches).
+    invalidation_batch: int = setting(
+        500, "--invalidation-batch", "signatures an invalidation takes back per transaction"
+    )
     limits: Limits = dataclasses.field(default_factory=Limits)
     rate_limits: RateLimits = dataclasses.field(default_factory=RateLimits)
 

@@ -48,6 +48,25 @@ def mark_fraudulent(signature_id: int) -> bool:
     return statements.execute(_FRAUDULENT, (FRAUDULENT, signature_id, PENDING)).rowcount > 0
 
 
+def invalidate_batch(signature_ids: Sequence[int]) -> tuple[list[tuple[int, str | None, str | None]], int]:
+    """pending or validated -> invalidated for many signatures in two statements.
+
+    Returns ``(petition_id, country, region)`` of each validated one changed
+    (the caller folds ``-1`` into its counts) and how many pending ones were
+    changed.  Ids no longer in either state are left alone, so a batch run
+    twice changes nothing the second time.
+    """
+    if not signature_ids:
+        return [], 0
+    marks = ", ".join("?" * len(signature_ids))
+    update = f'UPDATE "signature" SET "state" = ? WHERE "id" IN ({marks}) AND "state" = ?'
+    counted = statements.execute(
+        update + ' RETURNING "petition_id", "country", "region"', (INVALIDATED, *signature_ids, VALIDATED)
+    ).fetchall()
+    pending = statements.execute(update, (INVALIDATED, *signature_ids, PENDING)).rowcount
+    return [(row[0], row[1], row[2]) for row in counted], pending
+
+
 def invalidate(signature_ids: Sequence[int]) -> list[tuple[int, str | None, str | None, bool]]:
     """pending or validated -> invalidated; per signature changed ``(petition_id, country, region, was_counted)``.
 

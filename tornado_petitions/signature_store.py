@@ -59,6 +59,8 @@ class SignatureRequest:
     change_key: str | None = None
     token_hash: str | None = None
     link_expires_at: datetime.datetime | None = None
+    # The fraud screen caught it: stored fraudulent, answered as a good one, never counted or mailed.
+    fraudulent: bool = False
 
 
 # The answer to a signature without an account, whatever happened to it: the mail says which.
@@ -161,6 +163,19 @@ def _sign_with_account(request: SignatureRequest, now: datetime.datetime) -> boo
     return statements.execute(statements.INSERT_SIGNATURE, row).fetchone() is not None
 
 
+def _sign_fraudulently(request: SignatureRequest, now: datetime.datetime) -> bool:
+    """Keep a signature the screen caught as ``fraudulent``; False when that account or person signed already."""
+    actor = request.actor
+    if actor is not None:
+        person = (actor.user_id, actor.name, canonical_email(actor.email), email_domain(actor.email))
+    else:
+        assert request.email is not None
+        person = (None, request.name, canonical_email(request.email), email_domain(request.email))
+    place = (request.address, request.country, request.postcode, request.region)
+    row = (request.petition_id, *person, *place, now)
+    return statements.execute(statements.INSERT_FRAUDULENT_SIGNATURE, row).fetchone() is not None
+
+
 def _sign_without_account(request: SignatureRequest, now: datetime.datetime) -> None:
     """Insert a pending signature and queue its link; a person who signed already is mailed which.
 
@@ -207,8 +222,16 @@ def apply_batch(requests: Sequence[SignatureRequest], milestones: Milestones = M
             elif not accepts_signatures(*states[pid], now):
                 outcomes.append(_not_open(pid, states[pid][0]))
             elif request.actor is None:
-                _sign_without_account(request, now)
+                if request.fraudulent:
+                    _sign_fraudulently(request, now)  # no mail, whatever happened: the answer is the same
+                else:
+                    _sign_without_account(request, now)
                 outcomes.append(PENDING_ANSWER)
+            elif request.signing and request.fraudulent:
+                if _sign_fraudulently(request, now):
+                    outcomes.append(pid)  # the petition as a good signature would see it, its count unmoved
+                else:
+                    outcomes.append(ApiError(409, "already_signed", "you have already signed this petition"))
             elif request.signing:
                 if _sign_with_account(request, now):
                     folds.add(pid, 1, request.country, request.region)

@@ -42,6 +42,12 @@ INSERT_PENDING_SIGNATURE = (
     ' "country", "postcode", "region", "token_hash", "token_expires_at", "created_at")'
     " VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING \"id\""
 )
+# ... and one the fraud screen caught is kept, never counted, never mailed (``user_id`` NULL without an account).
+INSERT_FRAUDULENT_SIGNATURE = (
+    'INSERT INTO "signature" ("petition_id", "user_id", "state", "name", "email", "email_domain", "address",'
+    ' "country", "postcode", "region", "created_at")'
+    " VALUES (?, ?, 'fraudulent', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING \"id\""
+)
 SIGNATURE_OF_PERSON = (
     'SELECT "id", "state", "user_id" FROM "signature" WHERE "petition_id" = ? AND "email" = ?'
 )

@@ -14,6 +14,7 @@ faster than ujson plus the hand-written reader it replaced (docs/performance.md)
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import unicodedata
 from typing import Annotated, Any, Literal
@@ -249,6 +250,43 @@ def _declarations(limits: Limits) -> dict[str, dict[str, Any]]:
                     Literal[ROLES], Field(description="Applies at once, to tokens already issued too.")
                 ],  # type: ignore[valid-type]
                 ...,
+            ),
+        },
+        "Block": {
+            "kind": (
+                Annotated[
+                    Literal["address", "domain", "email"],
+                    Field(
+                        description="`address`: an IPv4 or IPv6 address or CIDR network; a domain blocks its subdomains."
+                    ),
+                ],
+                ...,
+            ),
+            "value": Text(limits.email_max, 1),
+            "note": Text(limits.note_max, required=False),
+        },
+        "Invalidation": {
+            "petition_id": (Annotated[int, Field(ge=1, le=MAX_VERSION)] | None, None),
+            "address": Text(45, 1, required=False, description="A client address, exactly."),
+            "domain": Text(limits.email_max, 1, required=False, description="An email domain, exactly."),
+            "email": Text(limits.email_max, 1, required=False, description="A signer's email (canonical)."),
+            "country": _country(required=False),
+            "since": (
+                Annotated[
+                    datetime.datetime, Field(description="Signed at or after (ISO 8601; UTC if no offset).")
+                ]
+                | None,
+                None,
+            ),
+            "until": (
+                Annotated[datetime.datetime, Field(description="Signed before (ISO 8601; UTC if no offset).")]
+                | None,
+                None,
+            ),
+            "dry_run": (
+                Annotated[bool, Field(description="Only count what would be invalidated (200 `{matched}`).")]
+                | None,
+                None,
             ),
         },
         "MeChange": {

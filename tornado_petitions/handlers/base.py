@@ -17,6 +17,7 @@ from ..audit import Actor
 from ..db_runner import DatabaseRunner
 from ..errors import ApiError
 from ..hub import SocketHub
+from ..invalidations import InvalidationRunner
 from ..metrics import ServiceMetrics
 from ..publisher import Publisher
 from ..rate_limit import Limiter
@@ -24,6 +25,7 @@ from ..redaction import redact_path
 from ..roles import Permission
 from ..settings import Settings
 from ..signature_batcher import SignatureBatcher
+from ..signature_screen import SignatureScreen
 from ..signers import RegionTable
 from ..token_cache import TokenCache
 
@@ -104,6 +106,14 @@ class ServiceMixin:
     @property
     def metrics(self) -> ServiceMetrics:
         return self.application.settings["metrics"]
+
+    @property
+    def screen(self) -> SignatureScreen:
+        return self.application.settings["screen"]
+
+    @property
+    def invalidations(self) -> InvalidationRunner:
+        return self.application.settings["invalidations"]
 
     @property
     def rate_limiter(self) -> Limiter:

@@ -210,7 +210,9 @@ class SignaturesHandler(ChangeHandler):
             Rule(f"sign:{identity.user_id}", rates.signatures_per_user, rates.window_seconds)
         )
         place = self._place(self.read_body("AccountSignature")) if self.request.body.strip() else {}
-        request = SignatureRequest(identity, int(petition_id), True, self.client_address(), **place)
+        address = self.client_address()
+        fraudulent = self._screened(int(petition_id), address, identity.email)
+        request = SignatureRequest(identity, int(petition_id), True, address, fraudulent=fraudulent, **place)
         petition = await self.signatures.submit(request)
         self.write_json(petition, 201)
 
@@ -229,11 +231,13 @@ class SignaturesHandler(ChangeHandler):
         )
         change_key, token_hash = signers.new_confirmation(self.application.mail_key)
         expires = utcnow() + datetime.timedelta(hours=self.config.link_hours)
+        address = self.client_address()
         request = SignatureRequest(
             None,
             petition_id,
             True,
-            self.client_address(),
+            address,
+            fraudulent=self._screened(petition_id, address, body.email),
             name=body.name,
             email=body.email,
             change_key=change_key,
@@ -244,6 +248,12 @@ class SignaturesHandler(ChangeHandler):
         answer = await self.signatures.submit(request)
         self.application.mail_queued()
         self.write_json(answer, 202)
+
+    def _screened(self, petition_id: int, address: str, email: str) -> bool:
+        """Count the attempt; whether it must be stored fraudulent (blocked, or too many from its address)."""
+        return self.screen.screen(
+            petition_id, address, signers.canonical_email(email), signers.email_domain(email)
+        )
 
     def _place(self, body: Any) -> dict:
         """Where the signer signs from: country as sent, postcode normalized, region looked up."""
