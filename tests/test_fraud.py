@@ -286,3 +286,21 @@ async def test_citizens_may_not_block_invalidate_or_see_trending(api):
         answer = await api.call(method, path, body, token)
         assert answer.status == 403, (method, path, answer.body)
         assert (await api.call(method, path, body)).status == 401
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_run_left_running_by_a_restart_is_resumed_at_start(app, api, make_admin, make_citizens):
+    from tornado_petitions import accounts, invalidations
+
+    app.screen.per_address = 1000
+    admin = make_admin()
+    pid = await new_petition(api)
+    for citizen in make_citizens(10):
+        await sign_as(api, pid, citizen, "203.0.113.9")
+    # Recorded as a request would, but its process stopped before running a batch.
+    actor = accounts.Identity(admin["user"]["user_id"], "admin@example.org", "Admin", "admin", "", None)
+    run = invalidations.create(actor, invalidations.Conditions(petition_id=pid))
+    assert run["state"] == "running" and (await count_of(api, pid)) == 10
+    await app.invalidations.resume()  # what start() does
+    done = await wait_for_run(api, admin, run["invalidation_id"], lambda r: r["state"] == "completed")
+    assert done["invalidated"] == 10 and await count_of(api, pid) == 0

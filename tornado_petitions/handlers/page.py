@@ -29,6 +29,7 @@ SCRIPT_MODULES = (
     "session.js",
     "dashboard.js",
     "people.js",
+    "fraud_panel.js",
     "app.js",
     "petition.js",
     "chart.js",

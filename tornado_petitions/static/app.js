@@ -7,6 +7,7 @@ import { api, checkSession, listAll } from "api.js";
 import { Feed } from "feed.js";
 import { dashboardView } from "dashboard.js";
 import { peopleView } from "people.js";
+import { fraudPanel } from "fraud_panel.js";
 import {
   clearErrors, describe, fillCard, newCard, petitionPath, reconcile, setText, showErrors, showMessage,
   signatureCount, statusLabel,
@@ -34,6 +35,7 @@ const state = {
 const dialog = new SignInDialog();
 const dashboard = dashboardView({ state, applyPetition, display, scheduleRender, notice });
 const people = peopleView({ notice });
+const fraud = fraudPanel();
 
 // -- petitions store --------------------------------------------------------------
 
@@ -153,6 +155,8 @@ function onEventMessage(message) {
   } else if (message.type === "counts") {
     for (const [id, count] of Object.entries(message.counts)) state.counts.set(Number(id), count);
     scheduleRender();
+  } else if (message.type === "alert") {
+    fraud.message(message);
   } else if (message.type === "event") {
     applyPetition(message.petition);
     // Counts are flushed before every lifecycle event: the petition's own count is the latest.
@@ -431,6 +435,7 @@ function start(user) {
   showSimilar([]);
   dashboard.reset();
   people.reset(user);
+  fraud.reset();
   showAccount(user);
   const office = isOffice();
   $("sections-nav").hidden = !user || office;
@@ -483,6 +488,7 @@ function boot() {
   fillStatusOptions($("status-filter"));
   dashboard.boot();
   people.boot();
+  fraud.boot();
   $("petition-form").addEventListener("submit", filePetition);
   $("petition-title").addEventListener("input", titleTyped);
   $("sign-out").addEventListener("click", signOut);
