@@ -46,6 +46,9 @@ RATE_FLAGS = (
     "--signatures-per-user=1000000",
     "--filings-per-user=1000000",
     "--filings-per-address=1000000",
+    # Every client signs from 127.0.0.1: the quiet per-address limit and trending would catch them all.
+    "--signatures-per-address=1000000000",
+    "--trending-threshold=1000000000",
 )
 
 

@@ -224,7 +224,18 @@ class OurServer(ApiServer):
         flags += ["--max-sockets-per-user", "100000"] + (["--ws-compression"] if self.compression else [])
         # The create scenario files thousands of petitions from a few accounts on one address.
         flags += ["--filings-per-user", "100000000", "--filings-per-address", "100000000"]
+        # ... and every signer signs from it too: the quiet per-address limit would store them fraudulent.
+        if "--signatures-per-address" in self._serve_help():
+            flags += ["--signatures-per-address", "1000000000", "--trending-threshold", "1000000000"]
         return [sys.executable, "-m", module, "serve", *flags]
+
+    def _serve_help(self) -> str:
+        """``serve --help`` of the checkout measured: which flags it has (an older one lacks newer flags)."""
+        done = subprocess.run(
+            [sys.executable, "-m", "tornado_petitions", "serve", "--help"],
+            capture_output=True, text=True, cwd=self.cwd, env=self.env(), check=True,
+        )  # fmt: skip
+        return done.stdout
 
     async def start(self) -> None:
         create = await asyncio.create_subprocess_exec(

@@ -54,6 +54,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # Tests sign in far more often than a person would; the rate-limit tests set their own.
 # tests/live_server.py passes the same to ``serve`` processes as flags.
+# Signatures of one petition from one address an hour, and the trending threshold, in tests.
+GENEROUS_PER_ADDRESS = 1_000_000
 GENEROUS_RATES = RateLimits(
     login_per_email=100_000,
     login_per_address=100_000,
@@ -198,7 +200,15 @@ def db_url(request, db_backend, tmp_path) -> str:
 def settings(db_url) -> Settings:
     """Settings for one test; override this fixture (or use ``dataclasses.replace``) to vary them."""
     # Counts frames every 50 ms, so tests wait for a tick without sleeping a second.
-    return Settings(db_url=db_url, rate_limits=GENEROUS_RATES, xsrf_cookies=True, count_interval=0.05)
+    # Tests sign from one address (127.0.0.1) by the hundred: the fraud screen's tests set their own limits.
+    return Settings(
+        db_url=db_url,
+        rate_limits=GENEROUS_RATES,
+        xsrf_cookies=True,
+        count_interval=0.05,
+        signatures_per_address=GENEROUS_PER_ADDRESS,
+        trending_threshold=GENEROUS_PER_ADDRESS,
+    )
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import GENEROUS_RATES, json_request
+from tests.conftest import GENEROUS_PER_ADDRESS, GENEROUS_RATES, json_request
 from tests.workers import free_port
 
 # conftest's GENEROUS_RATES as ``serve`` flags; rate-limit tests pass their own.
@@ -34,7 +34,7 @@ GENEROUS_RATE_FLAGS = tuple(
         "account_mails_per_email",
         "password_resets_per_address",
     )
-)
+) + (f"--signatures-per-address={GENEROUS_PER_ADDRESS}", f"--trending-threshold={GENEROUS_PER_ADDRESS}")
 
 
 class LiveServer:

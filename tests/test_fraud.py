@@ -299,7 +299,9 @@ async def test_a_run_left_running_by_a_restart_is_resumed_at_start(app, api, mak
         await sign_as(api, pid, citizen, "203.0.113.9")
     # Recorded as a request would, but its process stopped before running a batch.
     actor = accounts.Identity(admin["user"]["user_id"], "admin@example.org", "Admin", "admin", "", None)
-    run = invalidations.create(actor, invalidations.Conditions(petition_id=pid))
+    conditions = invalidations.Conditions(petition_id=pid)
+    newest = invalidations.newest_signature_id()
+    run = invalidations.create(actor, conditions, invalidations.count_matching(conditions, newest), newest)
     assert run["state"] == "running" and (await count_of(api, pid)) == 10
     await app.invalidations.resume()  # what start() does
     done = await wait_for_run(api, admin, run["invalidation_id"], lambda r: r["state"] == "completed")

@@ -30,7 +30,7 @@ from .accounts import Identity
 from .counts import CountChange
 from .db_runner import DatabaseRunner
 from .errors import ApiError
-from .models import Invalidation, Signature, iso, utcnow
+from .models import Invalidation, Signature, database_proxy, iso, utcnow
 from .signature_store import CountFolds, Milestones
 from .signers import canonical_email
 
@@ -94,11 +94,17 @@ class Conditions:
                 values[name] = datetime.datetime.fromisoformat(values[name].removesuffix("Z"))
         return cls(**values)
 
-    def where(self) -> peewee.Expression:
-        """The signatures these conditions match, whatever their state."""
+    def where(self, *, walking_ids: bool = False) -> peewee.Expression:
+        """The signatures these conditions match, whatever their state.
+
+        ``walking_ids``: for a batch, which reads a bounded range of ids; the
+        petition is then compared as an expression, so no planner takes a
+        petition's index and sorts all its signatures for every batch.
+        """
         clause = Signature.id > 0
+        petition = Signature.petition + 0 if walking_ids else Signature.petition
         for column, value in (
-            (Signature.petition, self.petition_id),
+            (petition, self.petition_id),
             (Signature.address, self.address),
             (Signature.email_domain, self.domain),
             (Signature.email, self.email),
@@ -113,16 +119,33 @@ class Conditions:
         return clause
 
 
-def count_matching(conditions: Conditions) -> int:
-    """How many signatures an invalidation with these conditions would take back now (a dry run)."""
-    return Signature.select().where(conditions.where() & Signature.state.in_(_TAKEN_BACK)).count()
+def newest_signature_id() -> int:
+    """The newest signature's id: a run takes back only signatures up to it."""
+    return Signature.select(peewee.fn.MAX(Signature.id)).scalar() or 0
 
 
-def create(actor: Identity, conditions: Conditions) -> dict:
-    """Record a run, bounded to the signatures that exist now; the runner then takes it in batches."""
+def count_matching(conditions: Conditions, up_to_id: int | None = None) -> int:
+    """How many signatures (up to ``up_to_id``) an invalidation with these conditions would take back now."""
+    clause = conditions.where() & Signature.state.in_(_TAKEN_BACK)
+    if up_to_id is not None:
+        clause &= Signature.id <= up_to_id
+    return Signature.select().where(clause).count()
+
+
+def count_off_the_loop(conditions: Conditions, up_to_id: int | None = None) -> int:
+    """``count_matching`` on a connection of the calling thread's own (``DatabaseRunner.offload``).
+
+    A count over a viral petition's signatures reads every matching row (a
+    hundred thousand take a good part of a second on SQLite): too long to
+    hold the event loop, where SQLite work otherwise runs.
+    """
+    with database_proxy.obj.connection_context():
+        return count_matching(conditions, up_to_id)
+
+
+def create(actor: Identity, conditions: Conditions, matched: int, newest: int) -> dict:
+    """Record a run of ``matched`` signatures up to id ``newest``; the runner then takes it in batches."""
     with Invalidation._meta.database.atomic():
-        newest = Signature.select(peewee.fn.MAX(Signature.id)).scalar() or 0
-        matched = count_matching(conditions)
         row = Invalidation.create(
             conditions=wire.dumps(conditions.to_dict()),
             state=RUNNING if matched else COMPLETED,
@@ -182,7 +205,7 @@ def run_batch(invalidation_id: int, batch_size: int = BATCH_SIZE) -> tuple[list[
         query = (
             Signature.select(Signature.id)
             .where(
-                conditions.where()
+                conditions.where(walking_ids=True)
                 & (Signature.id > start)
                 & (Signature.id <= end)
                 & Signature.state.in_(_TAKEN_BACK)

@@ -60,10 +60,12 @@ class InvalidationsHandler(BaseHandler):
         identity = await self.require(Permission.INVALIDATE_SIGNATURES)
         body = self.read_body("Invalidation")
         conditions = invalidations.Conditions.from_body(body)
+        newest = await self.runner.run(invalidations.newest_signature_id)
+        matched = await self.runner.offload(invalidations.count_off_the_loop, conditions, newest)
         if body.dry_run:
-            self.write_json({"matched": await self.runner.run(invalidations.count_matching, conditions)})
+            self.write_json({"matched": matched})
             return
-        run = await self.runner.run(invalidations.create, identity, conditions)
+        run = await self.runner.run(invalidations.create, identity, conditions, matched, newest)
         if run["state"] == invalidations.RUNNING:
             self.invalidations.start(run["invalidation_id"])
         self.write_json({key: run[key] for key in ("invalidation_id", "state", "matched")}, 202)
