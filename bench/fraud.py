@@ -31,7 +31,7 @@ import tornado.httpclient
 import tornado.netutil
 
 from tornado_petitions import accounts, petition_store, statements
-from tornado_petitions.models import Signature, database_proxy, utcnow
+from tornado_petitions.models import Signature, User, database_proxy, utcnow
 from tornado_petitions.server import make_app, make_server
 from tornado_petitions.settings import RateLimits, Settings
 
@@ -104,19 +104,61 @@ def seed_signatures(pid: int, total: int) -> None:
         )
 
 
-async def invalidation_run(api, admin_token: str, pid: int) -> tuple[float, float]:
-    """Seconds to invalidate every signature of ``pid`` and the longest loop stall (ms) meanwhile."""
-    stalls = [0.0]
-    probing = True
+class LagProbe:
+    """Sleeps 1 ms again and again and keeps how late each wake-up was: the loop's stalls."""
 
-    async def probe() -> None:
+    def __init__(self) -> None:
+        self.stalls = [0.0]
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.stalls = [0.0]
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        while probing:
+        while True:
             before = loop.time()
             await asyncio.sleep(0.001)
-            stalls.append(loop.time() - before - 0.001)
+            self.stalls.append(loop.time() - before - 0.001)
 
-    probe_task = asyncio.ensure_future(probe())
+    async def stop(self) -> tuple[float, float]:
+        """The longest and the 99th-percentile stall, in ms."""
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        ordered = sorted(self.stalls)
+        return ordered[-1] * 1000, ordered[int(len(ordered) * 0.99)] * 1000
+
+
+async def idle_lag(seconds: float) -> tuple[float, float]:
+    """The probe on an idle server: what the shared machine's scheduling alone costs the loop."""
+    probe = LagProbe()
+    probe.start()
+    await asyncio.sleep(seconds)
+    return await probe.stop()
+
+
+def batch_times(pid: int, total: int) -> list[float]:
+    """ms of each ``run_batch`` invalidating ``total`` signatures of ``pid``, called directly (no server)."""
+    from tornado_petitions import invalidations
+
+    author = accounts.identify(accounts.hash_token(accounts.issue_token(User.get(), 3600)))
+    conditions = invalidations.Conditions(petition_id=pid)
+    newest = invalidations.newest_signature_id()
+    run = invalidations.create(author, conditions, invalidations.count_matching(conditions, newest), newest)
+    times = []
+    finished = False
+    while not finished:
+        started = time.perf_counter()
+        _, finished = invalidations.run_batch(run["invalidation_id"])
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+async def invalidation_run(api, admin_token: str, pid: int) -> tuple[float, tuple[float, float]]:
+    """Seconds to invalidate every signature of ``pid`` and the loop's stalls (ms: longest, p99) meanwhile."""
+    probe = LagProbe()
+    probe.start()
     await asyncio.sleep(0.05)
     started = time.perf_counter()
     answer = await api("POST", "/api/admin/invalidations", {"petition_id": pid}, admin_token)
@@ -124,9 +166,7 @@ async def invalidation_run(api, admin_token: str, pid: int) -> tuple[float, floa
     while (await api("GET", f"/api/admin/invalidations/{run_id}", None, admin_token))["state"] == "running":
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - started
-    probing = False
-    await probe_task
-    return elapsed, max(stalls) * 1000
+    return elapsed, await probe.stop()
 
 
 async def main(signatures: int = 4_000, invalidated: int = 100_000) -> None:
@@ -162,10 +202,14 @@ async def main(signatures: int = 4_000, invalidated: int = 100_000) -> None:
                 tokens = [accounts.issue_token(user, 3600) for user in users]
             app.screen.blocklist.replace(blocks(10_000))
         print(f"screen with 10,000 blocks: {screen_cost(app):.2f} µs per signature attempt")
+        if not signatures:
+            rounds_left = 0
+        else:
+            rounds_left = ROUNDS * 2
         app.screen.per_address = 10**9  # measure the checks, not the quiet limit's fraudulent rows
         rates_by_mode: dict[bool, list[float]] = {True: [], False: []}
         chunk = signatures
-        for round_number in range(ROUNDS * 2):
+        for round_number in range(rounds_left):
             enabled = round_number % 2 == 0
             app.screen.enabled = enabled
             with database_proxy.obj.connection_context():
@@ -174,17 +218,19 @@ async def main(signatures: int = 4_000, invalidated: int = 100_000) -> None:
                 )
             mine = tokens[round_number * chunk : (round_number + 1) * chunk]
             rates_by_mode[enabled].append(await sign_round(client, base, petition["petition_id"], mine))
-        on, off = max(rates_by_mode[True]), max(rates_by_mode[False])
-        print(
-            f"signatures/s over HTTP ({CLIENTS} clients, best of {ROUNDS} rounds of {chunk}): "
-            f"screen on {on:.0f}, off {off:.0f}, ratio {on / off:.3f}"
-        )
-        print("  rounds on:", ", ".join(f"{r:.0f}" for r in rates_by_mode[True]))
-        print("  rounds off:", ", ".join(f"{r:.0f}" for r in rates_by_mode[False]))
+        if rounds_left:
+            on, off = max(rates_by_mode[True]), max(rates_by_mode[False])
+            print(
+                f"signatures/s over HTTP ({CLIENTS} clients, best of {ROUNDS} rounds of {chunk}): "
+                f"screen on {on:.0f}, off {off:.0f}, ratio {on / off:.3f}"
+            )
+            print("  rounds on:", ", ".join(f"{r:.0f}" for r in rates_by_mode[True]))
+            print("  rounds off:", ", ".join(f"{r:.0f}" for r in rates_by_mode[False]))
 
         with database_proxy.obj.connection_context():
             victim, _ = petition_store.create_petition(author, "Invalidated", "Text", None, None, 180.0)
             seed_signatures(victim["petition_id"], invalidated)
+        idle = await idle_lag(5.0)
         elapsed, stall = await invalidation_run(api, admin_token, victim["petition_id"])
         with database_proxy.obj.connection_context():
             left = petition_store.get_petition(victim["petition_id"])["signature_count"]
@@ -196,7 +242,16 @@ async def main(signatures: int = 4_000, invalidated: int = 100_000) -> None:
         assert left == 0 and changed == invalidated, (left, changed)
         print(
             f"invalidation of {invalidated} signatures in batches of {settings.invalidation_batch}: "
-            f"{elapsed:.2f} s ({invalidated / elapsed:.0f}/s), longest loop stall {stall:.1f} ms"
+            f"{elapsed:.2f} s ({invalidated / elapsed:.0f}/s); loop stalls meanwhile: longest {stall[0]:.1f} ms,"
+            f" p99 {stall[1]:.1f} ms (idle server, 5 s: longest {idle[0]:.1f} ms, p99 {idle[1]:.1f} ms)"
+        )
+        with database_proxy.obj.connection_context():
+            direct, _ = petition_store.create_petition(author, "Direct", "Text", None, None, 180.0)
+            seed_signatures(direct["petition_id"], 20_000)
+            times = sorted(batch_times(direct["petition_id"], 20_000))
+        print(
+            f"run_batch called directly, {len(times)} batches of 20,000 signatures: "
+            f"median {times[len(times) // 2]:.1f} ms, longest {times[-1]:.1f} ms"
         )
         client.close()
         server.stop()
