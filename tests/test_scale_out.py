@@ -719,3 +719,34 @@ async def test_with_premoderation_feeds_on_b_hear_of_a_petition_filed_on_a_once_
     ]
     await assert_quiet(public_on_b)
     assert await replay(cluster, b, "/ws/petitions", bob["token"], start) == []
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_block_made_on_a_catches_signatures_on_b_and_an_alert_on_a_reaches_admins_on_b(cluster):
+    a, b = cluster.start("a", "b", flags=("--trending-threshold", "1"))
+    a.create_user("admin@example.org", "admin password", admin=True)
+    admin = a.sign_in("admin@example.org", "admin password")
+    alerts_on_b = await cluster.connect(b, "/ws/admin", admin["token"])
+    await hello_seq(alerts_on_b)
+    author = await cluster.register(a, "author@example.org")
+    pid = (await cluster.file_petition(a, author["token"], "Watch the signers"))["petition_id"]
+    signers = [await cluster.register(a, f"s{i}@spam.example") for i in range(10)]
+
+    await cluster.sign(a, signers[0]["token"], pid)
+    await cluster.sign(a, signers[1]["token"], pid)  # the second from one address and domain on A
+    alerts = set()
+    while len(alerts) < 2:
+        frame = await read_json(alerts_on_b, LIVE_TIMEOUT)
+        if frame["type"] == "alert":
+            assert frame["petition_id"] == pid and frame["count"] == 2, frame
+            alerts.add((frame["kind"], frame["value"]))
+    assert alerts == {("trending_address", "127.0.0.1"), ("trending_domain", "spam.example")}
+
+    status, _ = await cluster.call(
+        a, "POST", "/api/admin/blocks", {"kind": "domain", "value": "spam.example"}, admin["token"]
+    )
+    assert status == 201
+    # B reloads its blocks when A announces the change: from then on its signatures from the domain
+    # are stored fraudulent, answered as good ones with the count unmoved.
+    counts = [(await cluster.sign(b, signer["token"], pid))["signature_count"] for signer in signers[2:]]
+    assert counts[-1] == counts[-2] and counts[-1] <= 3, counts
