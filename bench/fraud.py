@@ -140,9 +140,10 @@ async def idle_lag(seconds: float) -> tuple[float, float]:
 
 def batch_times(pid: int, total: int) -> list[float]:
     """ms of each ``run_batch`` invalidating ``total`` signatures of ``pid``, called directly (no server)."""
-    from tornado_petitions import invalidations
+    from tornado_petitions import audit, invalidations
 
-    author = accounts.identify(accounts.hash_token(accounts.issue_token(User.get(), 3600)))
+    identity = accounts.identify(accounts.hash_token(accounts.issue_token(User.get(), 3600)))
+    author = audit.Actor(identity, "127.0.0.1")
     conditions = invalidations.Conditions(petition_id=pid)
     newest = invalidations.newest_signature_id()
     run = invalidations.create(author, conditions, invalidations.count_matching(conditions, newest), newest)

@@ -24,6 +24,7 @@ def settings(settings, catcher):
     return dataclasses.replace(
         settings,
         smtp_url=catcher.url,
+        verify_email="off",  # the tests register their signers as the API does without mail
         mail_per_second=500.0,
         xheaders=True,
         signatures_per_address=3,
@@ -138,6 +139,15 @@ async def test_domain_and_network_blocks_catch_new_signatures_until_lifted(
     assert (await api.delete(f"/api/admin/blocks/{made[1]['block_id']}", admin["token"])).status == 404
     assert (await sign_as(api, pid, citizens[3], "198.51.100.10")).body["signature_count"] == 2
     assert states(pid)["fraudulent"] == 3  # what a block caught stays caught
+    # Each block and the unblock are in the audit log, with who and from where (the forwarded address).
+    audited = (await api.get("/api/admin/audit?action=block", admin["token"])).body["entries"]
+    assert [(e["target"], e["details"]["value"]) for e in audited] == [
+        ({"type": "block", "id": b["block_id"]}, b["value"]) for b in reversed(made)
+    ]
+    unblocked = (await api.get("/api/admin/audit?action=unblock", admin["token"])).body["entries"]
+    assert [(e["target"]["id"], e["actor"]["user_id"]) for e in unblocked] == [
+        (made[1]["block_id"], admin["user"]["user_id"])
+    ]
 
 
 @pytest.mark.gen_test(timeout=60)
@@ -265,6 +275,9 @@ async def test_milestones_reached_stay_reached_when_the_count_falls(app, api, ma
     started = await api.post("/api/admin/invalidations", {"petition_id": pid}, admin["token"])
     await wait_for_run(api, admin, started.body["invalidation_id"], lambda r: r["state"] == "completed")
     after = (await api.get(f"/api/petitions/{pid}")).body
+    (entry,) = (await api.get("/api/admin/audit?action=invalidation", admin["token"])).body["entries"]
+    assert entry["target"] == {"type": "invalidation", "id": started.body["invalidation_id"]}
+    assert entry["details"] == {"conditions": {"petition_id": pid}, "matched": 3}
     assert [m["milestone"] for m in petition["milestones"]] == ["response"]
     assert after["signature_count"] == 0 and after["milestones"] == petition["milestones"]
 
@@ -290,7 +303,7 @@ async def test_citizens_may_not_block_invalidate_or_see_trending(api):
 
 @pytest.mark.gen_test(timeout=60)
 async def test_a_run_left_running_by_a_restart_is_resumed_at_start(app, api, make_admin, make_citizens):
-    from tornado_petitions import accounts, invalidations
+    from tornado_petitions import accounts, audit, invalidations
 
     app.screen.per_address = 1000
     admin = make_admin()
@@ -298,7 +311,8 @@ async def test_a_run_left_running_by_a_restart_is_resumed_at_start(app, api, mak
     for citizen in make_citizens(10):
         await sign_as(api, pid, citizen, "203.0.113.9")
     # Recorded as a request would, but its process stopped before running a batch.
-    actor = accounts.Identity(admin["user"]["user_id"], "admin@example.org", "Admin", "admin", "", None)
+    identity = accounts.Identity(admin["user"]["user_id"], "admin@example.org", "Admin", "admin", "", None)
+    actor = audit.Actor(identity, "127.0.0.1")
     conditions = invalidations.Conditions(petition_id=pid)
     newest = invalidations.newest_signature_id()
     run = invalidations.create(actor, conditions, invalidations.count_matching(conditions, newest), newest)

@@ -16,7 +16,7 @@ from .models import AuditEntry, iso
 
 # Every action an entry may name (the ``action=`` filter takes one of these).
 ACTIONS = ("status_change", "hide", "role_change", "block", "unblock", "invalidation")
-TARGET_TYPES = ("petition", "user", "invalidation")
+TARGET_TYPES = ("petition", "user", "invalidation", "block")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,8 @@ import datetime
 
 import peewee
 
-from .accounts import Identity
+from . import audit
+from .audit import Actor
 from .errors import ApiError
 from .models import Block, Signature, iso, utcnow
 from .signature_screen import WINDOW_SECONDS
@@ -38,20 +39,25 @@ def block_values() -> list[tuple[str, str]]:
     return list(Block.select(Block.kind, Block.value).tuples())
 
 
-def create_block(actor: Identity, kind: str, value: str, note: str) -> dict:
-    """Store a block (``value`` already normalized); 409 ``already_blocked`` if this one exists."""
+def create_block(actor: Actor, kind: str, value: str, note: str) -> dict:
+    """Store a block (``value`` already normalized) and its audit entry; 409 ``already_blocked`` if it exists."""
     try:
         with Block._meta.database.atomic():
-            block = Block.create(kind=kind, value=value, note=note, created_by=actor.user_id)
+            block = Block.create(kind=kind, value=value, note=note, created_by=actor.identity.user_id)
+            audit.record(actor, "block", "block", block.id, {"kind": kind, "value": value, "note": note})
     except peewee.IntegrityError:
         raise ApiError(409, "already_blocked", f"{kind} {value} is already blocked") from None
     return _block_dict(block)
 
 
-def delete_block(block_id: int) -> None:
-    """Remove a block; 404 if there is none with this id."""
-    if Block.delete().where(Block.id == block_id).execute() == 0:
-        raise ApiError(404, "not_found", f"block {block_id} does not exist")
+def delete_block(actor: Actor, block_id: int) -> None:
+    """Remove a block and record who lifted it; 404 if there is none with this id."""
+    with Block._meta.database.atomic():
+        block = Block.get_or_none(Block.id == block_id)
+        if block is None:
+            raise ApiError(404, "not_found", f"block {block_id} does not exist")
+        block.delete_instance()
+        audit.record(actor, "unblock", "block", block_id, {"kind": block.kind, "value": block.value})
 
 
 def trending(petition_id: int, now: datetime.datetime | None = None) -> dict:

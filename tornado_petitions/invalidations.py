@@ -25,8 +25,8 @@ from typing import Any
 
 import peewee
 
-from . import signature_states, wire
-from .accounts import Identity
+from . import audit, signature_states, wire
+from .audit import Actor
 from .counts import CountChange
 from .db_runner import DatabaseRunner
 from .errors import ApiError
@@ -143,16 +143,23 @@ def count_off_the_loop(conditions: Conditions, up_to_id: int | None = None) -> i
         return count_matching(conditions, up_to_id)
 
 
-def create(actor: Identity, conditions: Conditions, matched: int, newest: int) -> dict:
-    """Record a run of ``matched`` signatures up to id ``newest``; the runner then takes it in batches."""
+def create(actor: Actor, conditions: Conditions, matched: int, newest: int) -> dict:
+    """Record a run of ``matched`` signatures up to id ``newest`` and its audit entry; the runner then takes it in batches."""
     with Invalidation._meta.database.atomic():
         row = Invalidation.create(
             conditions=wire.dumps(conditions.to_dict()),
             state=RUNNING if matched else COMPLETED,
             matched=matched,
             max_signature_id=newest,
-            created_by=actor.user_id,
+            created_by=actor.identity.user_id,
             finished_at=None if matched else utcnow(),
+        )
+        audit.record(
+            actor,
+            "invalidation",
+            "invalidation",
+            row.id,
+            {"conditions": conditions.to_dict(), "matched": matched},
         )
     return describe(row)
 

@@ -26,7 +26,8 @@ class BlocksHandler(BaseHandler):
             raise ApiError(
                 422, "invalid_fields", f"invalid fields: value ({error})", fields={"value": str(error)}
             ) from None
-        block = await self.runner.run(fraud_store.create_block, identity, body.kind, value, body.note or "")
+        actor = self.actor(identity)
+        block = await self.runner.run(fraud_store.create_block, actor, body.kind, value, body.note or "")
         self.screen.blocklist.add(body.kind, value)
         self.publisher.blocks_changed()
         self.write_json(block, 201)
@@ -36,8 +37,8 @@ class BlockHandler(BaseHandler):
     """``DELETE /api/admin/blocks/{id}``: lift a block (signatures it caught stay fraudulent)."""
 
     async def delete(self, block_id: str) -> None:
-        await self.require(Permission.BLOCK_USERS)
-        await self.runner.run(fraud_store.delete_block, int(block_id))
+        identity = await self.require(Permission.BLOCK_USERS)
+        await self.runner.run(fraud_store.delete_block, self.actor(identity), int(block_id))
         await self.application.reload_blocks()  # type: ignore[attr-defined]
         self.publisher.blocks_changed()
         self.set_status(204)
@@ -65,7 +66,7 @@ class InvalidationsHandler(BaseHandler):
         if body.dry_run:
             self.write_json({"matched": matched})
             return
-        run = await self.runner.run(invalidations.create, identity, conditions, matched, newest)
+        run = await self.runner.run(invalidations.create, self.actor(identity), conditions, matched, newest)
         if run["state"] == invalidations.RUNNING:
             self.invalidations.start(run["invalidation_id"])
         self.write_json({key: run[key] for key in ("invalidation_id", "state", "matched")}, 202)
