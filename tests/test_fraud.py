@@ -320,3 +320,30 @@ async def test_a_run_left_running_by_a_restart_is_resumed_at_start(app, api, mak
     await app.invalidations.resume()  # what start() does
     done = await wait_for_run(api, admin, run["invalidation_id"], lambda r: r["state"] == "completed")
     assert done["invalidated"] == 10 and await count_of(api, pid) == 0
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_confirmation_link_of_an_invalidated_signature_no_longer_works(
+    api, catcher, make_admin, http_client, base_url
+):
+    """The mailed link, followed after the office took the signature back: a 404 page and a 404 post, never a 500."""
+    import re
+
+    admin = make_admin()
+    pid = await new_petition(api)
+    assert (await sign_by_mail(api, pid, "late@example.net", "198.51.100.7")).status == 202
+    await catcher.wait(1, 20.0)
+    (_, message), *_ = catcher.messages
+    body = message.get_body(("plain",)).get_content()
+    token = re.search(r"/signatures/confirm/([0-9A-Za-z]+)", body).group(1)
+    assert (await api.post("/api/signatures/confirm", {"token": token})).status == 200
+    started = await api.post("/api/admin/invalidations", {"email": "late@example.net"}, admin["token"])
+    assert started.status == 202, started.body
+    await wait_for_run(api, admin, started.body["invalidation_id"], lambda r: r["state"] == "completed")
+    assert states(pid) == {"invalidated": 1}
+
+    page = await http_client.fetch(f"{base_url}/signatures/confirm/{token}", raise_error=False)
+    assert page.code == 404
+    again = await api.post("/api/signatures/confirm", {"token": token})
+    assert again.status == 404 and again.body["error"]["code"] == "not_found"
+    assert await count_of(api, pid) == 0

@@ -271,7 +271,8 @@ def _record_milestones_quietly(petition_id: int, actor: Identity, milestones: Mi
 def link_state(token_hash: str) -> tuple[dict, str] | None:
     """What a confirmation link stands for, changing nothing: its petition and ``pending`` or ``validated``.
 
-    None for an unknown token, or one whose signature is still pending past its link's life.
+    None for an unknown token, one whose signature is still pending past its link's life, or one
+    the office has since set aside (fraudulent, invalidated): that link no longer works.
     """
     found = (
         Signature.select(Signature.petition, Signature.state, Signature.token_expires_at)
@@ -282,6 +283,8 @@ def link_state(token_hash: str) -> tuple[dict, str] | None:
     if found is None:
         return None
     petition_id, state, expires_at = found
+    if state not in (signature_states.PENDING, signature_states.VALIDATED):
+        return None
     if state == signature_states.PENDING and (expires_at is None or expires_at <= utcnow()):
         return None
     return petition_store.get_petition(petition_id), state
