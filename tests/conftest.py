@@ -164,6 +164,16 @@ def redis_url() -> str:
 
 
 @pytest.fixture
+def catcher():
+    """A real SMTP server (aiosmtpd) on a free port for one test; what it received is in ``messages``."""
+    from tests.smtp_catcher import SmtpCatcher
+
+    server = SmtpCatcher().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def io_loop():
     """pytest-tornado's loop, made without ``IOLoop.make_current``.
 

@@ -24,13 +24,6 @@ LINK = re.compile(r"https://petitions\.example\.org/account/(verify|reset)/([0-9
 
 
 @pytest.fixture
-def catcher():
-    server = SmtpCatcher().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def settings(settings, catcher):
     """Mail on, so verification is on (``auto``)."""
     return dataclasses.replace(settings, smtp_url=catcher.url, mail_per_second=500.0, public_url=PUBLIC_URL)
@@ -134,9 +127,11 @@ async def test_registration_timing_does_not_tell_whether_an_account_exists(api, 
     taken, new = [], []
     for number in range(8):
         for times, email in ((taken, "taken@example.org"), (new, f"new{number}@example.org")):
-            started = time.perf_counter()
+            # CPU time of this process (the server is in it, hashing on its executor's threads):
+            # what the request costs, which a loaded machine does not stretch as it does wall time.
+            started = time.process_time()
             answer = await api.post("/api/auth/register", register_body(email))
-            times.append(time.perf_counter() - started)
+            times.append(time.process_time() - started)
             assert answer.status == 202
     # Both do one password hash (~20 ms) and one transaction; a skipped hash would halve one side.
     assert statistics.median(taken) > 0.6 * statistics.median(new), (taken, new)

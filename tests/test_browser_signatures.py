@@ -9,16 +9,8 @@ from playwright.sync_api import expect
 
 from tests.browser import PASSWORD, open_page
 from tests.live_server import GENEROUS_RATE_FLAGS, LiveServer
-from tests.smtp_catcher import SmtpCatcher
 
 PUBLIC_URL_PATTERN = re.compile(r"(http://127\.0\.0\.1:[0-9]+/signatures/confirm/[0-9A-Za-z]+)")
-
-
-@pytest.fixture
-def catcher():
-    server = SmtpCatcher().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -8,15 +8,7 @@ import dataclasses
 import pytest
 
 from tests.conftest import read_json
-from tests.smtp_catcher import SmtpCatcher
 from tornado_petitions.models import Signature
-
-
-@pytest.fixture
-def catcher():
-    server = SmtpCatcher().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -8,17 +8,9 @@ import time
 
 import pytest
 
-from tests.smtp_catcher import SmtpCatcher
 from tornado_petitions.models import MailOutbox, User, utcnow
 
 WAITING_NOTIFICATIONS = 5_000
-
-
-@pytest.fixture
-def catcher():
-    server = SmtpCatcher().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

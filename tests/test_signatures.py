@@ -20,13 +20,6 @@ LINK = re.compile(re.escape(PUBLIC_URL) + r"/signatures/confirm/([0-9A-Za-z]+)")
 
 
 @pytest.fixture
-def catcher():
-    server = SmtpCatcher().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def regions_file(tmp_path):
     path = tmp_path / "regions.csv"
     path.write_text("postcode_prefix,region\nSW,London South West\nSW1A,Westminster\nM,Manchester\n")
