@@ -309,11 +309,10 @@ class TestMailPerPerson:
         flooded = await sign(api, petition, email="a+2@example.org")
         assert flooded.status == 429 and flooded.headers.get("Retry-After")
         assert (await sign(api, petition, email="b@example.org")).status == 202
-        assert [to for to, _ in await mail_to(catcher, 3)] == [
-            "a@example.org",
-            "A+1@example.org",
-            "b@example.org",
-        ]
+        # Two couriers send side by side: which arrives first is not the point, who is mailed is.
+        assert sorted(to for to, _ in await mail_to(catcher, 3)) == sorted(
+            ["a@example.org", "A+1@example.org", "b@example.org"]
+        )
 
 
 # The tables of schema version 2 that version 3 changes, as version 2 created them on SQLite.
